@@ -1,0 +1,44 @@
+"""``unweave models``: every model with its task, sources, size, weights, data and scores."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def add_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--all", action="store_true", help="include the tiny test models")
+
+
+def _score_text(scores: dict) -> str:
+    parts = []
+    for stem, metrics in scores.items():
+        if isinstance(metrics, dict):
+            parts.append(f"{stem} " + " ".join(f"{k}={v:.2f}" for k, v in metrics.items()
+                                               if isinstance(v, (int, float))))
+    return "; ".join(parts) or "-"
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..pretrained.catalog import list_models
+
+    rows = list_models(include_tiny=args.all or args.json)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    header = f"{'name':<18} {'task':<11} {'arch':<12} {'rate':>6} {'params':>8}  {'weights':<22} sources"
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        weights = f"trained {r['sha256'][:12]}" if r["trained"] else "UNTRAINED"
+        print(f"{r['name']:<18} {r['task']:<11} {r['arch']:<12} {r['sample_rate']:>6} "
+              f"{r['params'] / 1e6:>7.2f}M  {weights:<22} {','.join(r['sources'])}")
+    print()
+    for r in rows:
+        if r["trained"]:
+            print(f"{r['name']}: data: {r['data']}; license: {r['license']}; "
+                  f"scores: {_score_text(r['scores'])}")
+        else:
+            print(f"{r['name']}: untrained (random weights): no data, no scores")
+    return 0

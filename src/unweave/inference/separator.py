@@ -1,0 +1,317 @@
+"""File -> stems: the pipeline every front end (CLI, Python API, web app) goes through.
+
+``read blocks -> convert rate/channels -> chunked model (overlap-add, shifts) -> stems ->
+back to the input rate -> write incrementally``. Peak memory is a few segments plus the block
+size whatever the length of the file; outputs appear atomically, only once complete.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..audio import convert, io
+from ..errors import AudioWriteError, UnweaveError
+from ..pretrained.catalog import load_model
+from .chunking import ChunkedSeparation, apply
+
+Progress = Callable[[float, str], None]  # (fraction done in [0, 1], stage)
+BLOCK_SECONDS = 30.0
+FORMATS = {"wav": "wav", "flac": "flac", "mp3": "mp3"}
+SUBTYPES = ("PCM_16", "PCM_24", "FLOAT")
+
+
+@dataclass
+class OutputOptions:
+    """How stems are written: format, sample type, clip policy, which stems."""
+
+    fmt: str = "wav"
+    subtype: str = "PCM_16"
+    clip: str = "rescale"
+    stems: tuple[str, ...] | None = None  # None: every source
+    two_stems: str | None = None  # write STEM and no_STEM (mixture minus STEM)
+    consistent: bool = False  # distribute the residual so the stems sum to the mixture
+
+    def __post_init__(self) -> None:
+        if self.fmt not in FORMATS:
+            raise UnweaveError(f"unknown output format {self.fmt!r} (wav, flac, mp3)")
+        if self.subtype not in SUBTYPES:
+            raise UnweaveError(f"unknown sample type {self.subtype!r} ({', '.join(SUBTYPES)})")
+        if self.clip not in ("rescale", "clamp", "none"):
+            raise UnweaveError(f"unknown clip mode {self.clip!r} (rescale, clamp, none)")
+
+
+class StemPlan:
+    """Which stems are produced from the model's sources, and how (names, residuals)."""
+
+    def __init__(self, sources: tuple[str, ...], options: OutputOptions) -> None:
+        self.sources = sources
+        if options.two_stems is not None:
+            if options.two_stems not in sources:
+                raise UnweaveError(
+                    f"--two-stems {options.two_stems}: not a source of this model ({', '.join(sources)})")
+            self.names = (options.two_stems, f"no_{options.two_stems}")
+        elif options.stems:
+            unknown = [s for s in options.stems if s not in sources]
+            if unknown:
+                raise UnweaveError(
+                    f"--stems {','.join(unknown)}: not a source of this model ({', '.join(sources)})")
+            self.names = tuple(s for s in sources if s in options.stems)
+        else:
+            self.names = tuple(sources)
+        self.options = options
+
+    def make(self, est: torch.Tensor, mix: torch.Tensor) -> dict[str, torch.Tensor]:
+        """est: (S, C, t), mix: (C, t) -> {stem: (C, t)}."""
+        if self.options.consistent:
+            est = est + (mix - est.sum(0)) / est.shape[0]
+        by_name = dict(zip(self.sources, est))
+        if self.options.two_stems is not None:
+            stem = by_name[self.options.two_stems]
+            return {self.names[0]: stem, self.names[1]: mix - stem}
+        return {name: by_name[name] for name in self.names}
+
+
+class Separator:
+    """Separate audio with a model by name (catalog, ``tiny-<arch>``), checkpoint path or module.
+
+    Args:
+        model: catalog name, ``"default"``, checkpoint path/URL, or an ``nn.Module``.
+        shifts: random-shift passes averaged (0: none).
+        overlap: chunk overlap fraction.
+        segment: chunk length in seconds (default: the model's).
+        device: ``cpu``, ``cuda`` or ``mps``.
+        jobs: CPU threads for the model (None: leave torch's default).
+        batch_size: chunks per forward call.
+    """
+
+    def __init__(self, model: str | nn.Module = "default", *, shifts: int = 0, overlap: float = 0.25,
+                 segment: float | None = None, device: str = "cpu", jobs: int | None = None,
+                 batch_size: int = 4, seed: int = 0) -> None:
+        self.device = _check_device(device)
+        self.model = (load_model(model) if not isinstance(model, nn.Module) else model)
+        self.model.to(self.device).eval()
+        self.model_name = getattr(self.model, "model_name", type(self.model).__name__.lower())
+        self.shifts, self.overlap, self.segment = shifts, overlap, segment
+        self.batch_size, self.seed = batch_size, seed
+        if jobs is not None:
+            torch.set_num_threads(max(1, jobs))
+        ChunkedSeparation(self.model, segment=segment, overlap=overlap)  # validate early
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        return tuple(self.model.sources)
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self.model.sample_rate)
+
+    def _engine(self, progress: Callable[[int], None] | None = None) -> ChunkedSeparation:
+        return ChunkedSeparation(self.model, segment=self.segment, overlap=self.overlap,
+                                 shifts=self.shifts, batch_size=self.batch_size,
+                                 device=self.device, seed=self.seed, progress=progress)
+
+    # -- in memory ---------------------------------------------------------------------------
+    def separate_tensor(self, wav: torch.Tensor, sample_rate: int,
+                        progress: Progress | None = None) -> dict[str, torch.Tensor]:
+        """wav: (C, T) at ``sample_rate`` -> {source: (C_model, T)} at ``sample_rate``."""
+        if wav.dim() == 1:
+            wav = wav[None]
+        mix = convert.convert_channels(wav.float(), self.model.audio_channels)
+        mix = convert.resample(mix, sample_rate, self.sample_rate)
+        total = max(1, mix.shape[-1])
+        done = [0]
+
+        def tick(n: int) -> None:
+            done[0] += n
+            if progress:
+                progress(min(1.0, done[0] / total), "separating")
+
+        est = apply(self.model, mix, segment=self.segment, overlap=self.overlap,
+                    shifts=self.shifts, batch_size=self.batch_size, device=self.device,
+                    seed=self.seed, block_seconds=BLOCK_SECONDS, progress=tick)
+        out = {}
+        for name, stem in zip(self.sources, est):
+            stem = convert.resample(stem, self.sample_rate, sample_rate)
+            out[name] = _fit_length(stem, wav.shape[-1])
+        return out
+
+    def separate_file(self, path: str | os.PathLike,
+                      progress: Progress | None = None) -> dict[str, torch.Tensor]:
+        """Decode a whole file and separate it: {source: (C, T)} at the file's sample rate."""
+        wav, sample_rate = io.read(path)
+        return self.separate_tensor(wav, sample_rate, progress=progress)
+
+    # -- streaming, file to files -------------------------------------------------------------
+    def separate_to_files(self, path: str | os.PathLike, out_dir: str | os.PathLike | None = None,
+                          *, stems: tuple[str, ...] | list[str] | None = None, fmt: str = "wav",
+                          progress: Progress | None = None, targets: dict[str, Path] | None = None,
+                          options: OutputOptions | None = None) -> dict[str, Path]:
+        """Separate ``path`` with bounded memory; write each stem to ``out_dir/<stem>.<fmt>``
+        (or to ``targets[stem]``). Returns {stem: path}. Nothing is left behind on error."""
+        options = options or OutputOptions(fmt=fmt, stems=tuple(stems) if stems else None)
+        plan = StemPlan(self.sources, options)
+        if targets is None:
+            if out_dir is None:
+                raise UnweaveError("separate_to_files needs out_dir or targets")
+            targets = {n: Path(out_dir) / f"{n}.{options.fmt}" for n in plan.names}
+        meta = io.info(path)
+        in_rate = meta.sample_rate
+        expected = (round(meta.frames * self.sample_rate / in_rate) if meta.frames else None)
+        done = [0]
+
+        def tick(n: int) -> None:
+            done[0] += n
+            if progress and expected:
+                progress(min(0.99, done[0] / max(1, expected)), "separating")
+
+        engine = self._engine(tick)
+        blocks = io.iter_blocks(path, BLOCK_SECONDS, sample_rate=self.sample_rate,
+                                channels=self.model.audio_channels)
+        with _StemWriters(targets, plan.names, in_rate, self.model.audio_channels, options,
+                          model_rate=self.sample_rate) as writers:
+            for est, mix in _aligned(engine, blocks):
+                writers.write(plan.make(est, mix))
+            if progress:
+                progress(0.99, "writing")
+            paths = writers.commit()
+        if progress:
+            progress(1.0, "done")
+        return paths
+
+
+def _aligned(engine: ChunkedSeparation,
+             blocks: Iterator[torch.Tensor]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Yield (estimate (S, C, t), mixture (C, t)) pairs aligned in time."""
+    pending: list[torch.Tensor] = []
+
+    def take(n: int) -> torch.Tensor:
+        out, need = [], n
+        while need:
+            head = pending[0]
+            if head.shape[-1] <= need:
+                out.append(pending.pop(0))
+                need -= head.shape[-1]
+            else:
+                out.append(head[:, :need])
+                pending[0] = head[:, need:]
+                need = 0
+        return torch.cat(out, -1)
+
+    for block in blocks:
+        pending.append(block)
+        est = engine.feed(block)
+        if est.shape[-1]:
+            yield est, take(est.shape[-1])
+    est = engine.finish()
+    if est.shape[-1]:
+        yield est, take(est.shape[-1])
+
+
+class _StemWriters:
+    """Writes stems incrementally as float32 temp files beside the targets (tracking peaks),
+    then encodes each to its final format with the clip policy and renames it into place."""
+
+    def __init__(self, targets: dict[str, Path], names: tuple[str, ...], sample_rate: int,
+                 channels: int, options: OutputOptions, model_rate: int) -> None:
+        self.targets = {n: Path(targets[n]) for n in names}
+        self.sample_rate, self.channels, self.options = sample_rate, channels, options
+        self.model_rate = model_rate
+        self.resamplers = {n: convert.StreamResampler(model_rate, sample_rate, channels)
+                           for n in names}
+        self.temps: dict[str, Path] = {}
+        self.writers: dict[str, io.AudioWriter] = {}
+        self.peaks = dict.fromkeys(names, 0.0)
+
+    def __enter__(self) -> _StemWriters:
+        try:
+            for name, target in self.targets.items():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".float.wav",
+                                           dir=target.parent)
+                os.close(fd)
+                self.temps[name] = Path(tmp)
+                self.writers[name] = io.open_writer(tmp, self.sample_rate, self.channels,
+                                                    fmt="wav", subtype="FLOAT")
+        except OSError as exc:
+            self._cleanup()
+            raise AudioWriteError(f"{target.parent}: cannot write output ({exc.strerror or exc})") from exc
+        except BaseException:
+            self._cleanup()
+            raise
+        return self
+
+    def write(self, stems: dict[str, torch.Tensor]) -> None:
+        for name, block in stems.items():
+            block = self.resamplers[name].process(block)
+            if block.shape[-1]:
+                self.peaks[name] = max(self.peaks[name], float(block.abs().max()))
+                self.writers[name].write(block)
+
+    def commit(self) -> dict[str, Path]:
+        for name, resampler in self.resamplers.items():
+            tail = resampler.flush()
+            if tail.shape[-1]:
+                self.peaks[name] = max(self.peaks[name], float(tail.abs().max()))
+                self.writers[name].write(tail)
+            self.writers[name].commit()
+        committed: list[Path] = []
+        try:
+            for name, target in self.targets.items():
+                gain = 1.0
+                if self.options.clip == "rescale" and self.peaks[name] > 1.0:
+                    gain = 0.999 / self.peaks[name]  # per stem, as Demucs' rescale
+                mode = "none" if self.options.clip == "rescale" else self.options.clip
+                with io.open_writer(target, self.sample_rate, self.channels,
+                                    fmt=self.options.fmt, subtype=self.options.subtype) as out:
+                    for block in io.iter_blocks(self.temps[name], BLOCK_SECONDS):
+                        out.write(convert.apply_clip(block * gain, mode))
+                    out.commit()
+                committed.append(target)
+                self.temps.pop(name).unlink(missing_ok=True)
+        except BaseException:
+            for path in committed:  # a set of stems appears whole or not at all
+                path.unlink(missing_ok=True)
+            raise
+        return dict(self.targets)
+
+    def _cleanup(self) -> None:
+        for writer in self.writers.values():
+            writer.abort()
+        for tmp in self.temps.values():
+            tmp.unlink(missing_ok=True)
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None or self.temps:
+            self._cleanup()
+        if isinstance(exc, OSError):
+            raise AudioWriteError(f"{next(iter(self.targets.values())).parent}: "
+                                  f"writing stems failed ({exc.strerror or exc})") from exc
+
+
+def _fit_length(wav: torch.Tensor, length: int) -> torch.Tensor:
+    if wav.shape[-1] >= length:
+        return wav[..., :length]
+    return torch.nn.functional.pad(wav, (0, length - wav.shape[-1]))
+
+
+def _check_device(device: str) -> str:
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UnweaveError("--device cuda: no CUDA device is available")
+    if device == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise UnweaveError("--device mps: no MPS device is available")
+    if device not in ("cpu", "cuda", "mps") and not device.startswith("cuda:"):
+        raise UnweaveError(f"--device {device}: unknown device (cpu, cuda, mps)")
+    return device
+
+
+def real_time_factor(audio_seconds: float, started: float) -> float:
+    """Seconds of audio processed per second of wall time."""
+    return audio_seconds / max(1e-9, time.perf_counter() - started)

@@ -1,0 +1,170 @@
+"""Released models (data) and how a name, path or URL resolves to a loaded model.
+
+The catalog (``catalog.json`` beside this file) lists each model's architecture and arguments,
+its weights file with sha256 (``null`` while untrained), training data, license and scores.
+Architectures themselves live in the registry (code). ``tiny-<arch>`` names always exist: the
+untrained tiny configuration of each architecture, seeded, for tests and offline examples.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import urllib.parse
+import urllib.request
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import ModelError
+from ..registry import build_model, build_tiny, get_arch, list_architectures
+from .checkpoint import load_checkpoint, sha256_file
+
+CATALOG_PATH = Path(__file__).with_name("catalog.json")
+WEIGHTS_DIR = Path(__file__).with_name("weights")
+TINY_PREFIX = "tiny-"
+UNTRAINED_SEED = 0
+
+
+@lru_cache(maxsize=1)
+def _catalog() -> dict[str, Any]:
+    with open(CATALOG_PATH, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def catalog_entries() -> dict[str, dict[str, Any]]:
+    return {entry["name"]: entry for entry in _catalog()["models"]}
+
+
+def default_model(task: str = "music") -> str:
+    defaults = _catalog()["defaults"]
+    if task not in defaults:
+        raise ModelError(f"no default model for task {task!r} (tasks: {', '.join(defaults)})")
+    return defaults[task]
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("UNWEAVE_CACHE") or Path.home() / ".cache" / "unweave"
+    return Path(root) / "weights"
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def _describe(entry: dict[str, Any], model: nn.Module) -> dict[str, Any]:
+    weights = entry.get("weights") or None
+    return {
+        "name": entry["name"],
+        "task": entry["task"],
+        "arch": entry["arch"],
+        "description": entry.get("description", ""),
+        "sources": list(model.sources),
+        "sample_rate": model.sample_rate,
+        "audio_channels": model.audio_channels,
+        "params": count_parameters(model),
+        "trained": weights is not None,
+        "sha256": weights["sha256"] if weights else None,
+        "data": entry.get("data"),
+        "license": entry.get("license"),
+        "scores": entry.get("scores") or {},
+        "training": entry.get("training") or {},
+    }
+
+
+def _tiny_entry(arch: str) -> dict[str, Any]:
+    spec = get_arch(arch)
+    return {"name": TINY_PREFIX + arch, "task": spec.task, "arch": arch, "kwargs": spec.tiny,
+            "description": f"Untrained tiny {arch} for tests and examples.", "weights": None}
+
+
+def list_models(include_tiny: bool = True) -> list[dict[str, Any]]:
+    """Every model: name, task, arch, sources, sample rate, params, trained, sha256, data,
+    license, scores, training, description."""
+    rows = []
+    for entry in catalog_entries().values():
+        with torch.device("meta"):  # shapes only: counts parameters without allocating them
+            model = build_model(entry["arch"], **entry.get("kwargs", {}))
+        rows.append(_describe(entry, model))
+    if include_tiny:
+        for arch in list_architectures():
+            entry = _tiny_entry(arch)
+            rows.append(_describe(entry, build_tiny(arch)))
+    return rows
+
+
+def _fetch(url: str, sha256: str, name: str) -> Path:
+    """Download ``url`` into the cache (atomic, sha256-checked); returns the local path."""
+    target = cache_dir() / f"{name}-{sha256[:12]}.pt"
+    if target.is_file() and sha256_file(target) == sha256:
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as resp:
+            shutil.copyfileobj(resp, out)
+        got = sha256_file(tmp)
+        if got != sha256:
+            raise ModelError(f"{url}: sha256 mismatch (expected {sha256[:12]}…, got {got[:12]}…)")
+        os.replace(tmp, target)
+    except OSError as exc:
+        raise ModelError(f"{url}: download failed ({exc})") from exc
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return target
+
+
+def _load_entry(entry: dict[str, Any]) -> nn.Module:
+    weights = entry.get("weights")
+    if not weights:
+        torch.manual_seed(UNTRAINED_SEED)
+        model = build_model(entry["arch"], **entry.get("kwargs", {}))
+        model.trained = False
+        return model.eval()
+    local = WEIGHTS_DIR / weights["file"] if weights.get("file") else None
+    if local is None or not local.is_file():
+        if not weights.get("url"):
+            raise ModelError(f"{entry['name']}: weights file {weights.get('file')} is missing")
+        local = _fetch(weights["url"], weights["sha256"], entry["name"])
+    model = load_checkpoint(local, sha256=weights["sha256"])
+    model.trained = True
+    return model
+
+
+def load_model(name_or_path: str | os.PathLike) -> nn.Module:
+    """Resolve a catalog name, ``tiny-<arch>``, a checkpoint path or an http(s)/file URL.
+
+    URLs must carry the expected checksum as ``#sha256=HEX``.
+    """
+    name = str(name_or_path)
+    if name == "default":
+        name = default_model("music")
+    entries = catalog_entries()
+    if name in entries:
+        model = _load_entry(entries[name])
+        model.model_name = name
+        return model
+    if name.startswith(TINY_PREFIX) and name[len(TINY_PREFIX):] in list_architectures():
+        torch.manual_seed(UNTRAINED_SEED)
+        model = build_tiny(name[len(TINY_PREFIX):]).eval()
+        model.trained, model.model_name = False, name
+        return model
+    parsed = urllib.parse.urlparse(name)
+    if parsed.scheme in ("http", "https", "file"):
+        sha = urllib.parse.parse_qs(parsed.fragment).get("sha256", [None])[0]
+        if not sha:
+            raise ModelError(f"{name}: a model URL needs '#sha256=<hex>' to be verified")
+        model = load_checkpoint(_fetch(name.split("#")[0], sha, Path(parsed.path).stem), sha256=sha)
+    elif Path(name).suffix in (".pt", ".th", ".ckpt") or Path(name).exists():
+        model = load_checkpoint(name)
+    else:
+        known = ", ".join(sorted(entries) + [TINY_PREFIX + a for a in list_architectures()])
+        raise ModelError(f"{name}: unknown model (known: {known}; or give a checkpoint path)")
+    model.trained = True
+    model.model_name = Path(parsed.path).stem if parsed.scheme else Path(name).stem
+    return model
