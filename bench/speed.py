@@ -1,0 +1,101 @@
+"""Real-time factor of each architecture (registry defaults) and each catalog model on a 180 s
+stereo clip with N CPU threads, side by side with HTDemucs from the `demucs` package (random
+weights: speed only) when it is installed.
+
+RTF here = seconds of audio per second of wall time (higher is faster). Runs are interleaved
+and the best of ``--repeats`` is kept (the shared 2-core machines vary up to 3x run to run).
+Usage: python bench/speed.py [--seconds 180] [--threads 2] [--repeats 2] [--only NAME ...]
+Writes bench/results/speed.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from unweave.inference.chunking import apply
+from unweave.pretrained.catalog import catalog_entries, count_parameters, load_model
+from unweave.registry import build_model, list_architectures
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def htdemucs_runner(seconds: float):
+    try:
+        from demucs.apply import apply_model
+        from demucs.htdemucs import HTDemucs
+    except ImportError:
+        return None
+    torch.manual_seed(0)
+    model = HTDemucs(sources=["drums", "bass", "other", "vocals"]).eval()
+    mix = torch.randn(1, 2, int(seconds * 44100)) * 0.1
+
+    def run() -> None:
+        with torch.inference_mode():
+            apply_model(model, mix, shifts=0, split=True, overlap=0.25, progress=False)
+
+    return run, count_parameters(model)
+
+
+def unweave_runner(model: torch.nn.Module, seconds: float):
+    mix = torch.randn(model.audio_channels, int(seconds * model.sample_rate)) * 0.1
+
+    def run() -> None:
+        apply(model, mix, overlap=0.25)
+
+    return run
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=180.0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--only", nargs="*", default=None, help="subset of runner names")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+
+    runners: dict[str, tuple] = {}
+    for arch in list_architectures():
+        torch.manual_seed(0)
+        model = build_model(arch).eval()
+        runners[f"arch:{arch}"] = (unweave_runner(model, args.seconds), count_parameters(model))
+    for name in catalog_entries():
+        model = load_model(name)
+        runners[f"model:{name}"] = (unweave_runner(model, args.seconds), count_parameters(model))
+    ht = htdemucs_runner(args.seconds)
+    if ht is not None:
+        runners["htdemucs (demucs 4.1.0, random weights)"] = ht
+    if args.only:
+        runners = {k: v for k, v in runners.items() if any(o in k for o in args.only)}
+
+    best = {name: float("inf") for name in runners}
+    for _ in range(args.repeats):  # interleaved
+        for name, (run, _) in runners.items():
+            started = time.perf_counter()
+            run()
+            best[name] = min(best[name], time.perf_counter() - started)
+            print(f"{name}: {best[name]:.1f} s", flush=True)
+    rows = {name: {"params": runners[name][1], "best_wall_seconds": round(best[name], 2),
+                   "real_time_factor": round(args.seconds / best[name], 2)} for name in runners}
+    ht_key = next((k for k in rows if k.startswith("htdemucs")), None)
+    if ht_key:
+        for row in rows.values():
+            row["speedup_vs_htdemucs"] = round(rows[ht_key]["best_wall_seconds"] / row["best_wall_seconds"], 2)
+    result = {"benchmark": "separation speed", "clip_seconds": args.seconds, "threads": args.threads,
+              "repeats": args.repeats, "machine": platform.machine(), "cpu_count": os.cpu_count(),
+              "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"), "runs": rows}
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / ("speed.json" if not args.only else "speed_subset.json")
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
