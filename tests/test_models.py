@@ -160,7 +160,7 @@ def test_demucs_rescales_conv_weights_towards_reference():
     plain = _tiny("demucs", rescale=0.0)
     scaled = _tiny("demucs")  # rescale=0.1, same seed
     pairs = [
-        (a, b) for a, b in zip(plain.modules(), scaled.modules())
+        (a, b) for a, b in zip(plain.modules(), scaled.modules(), strict=True)
         if isinstance(a, (nn.Conv1d, nn.ConvTranspose1d))
     ]
     assert len(pairs) == 4 * 3
@@ -317,8 +317,10 @@ def test_mrx_default_resolutions_and_decoders():
 def test_mrx_resolutions_share_frames():
     model = _tiny("mrx")
     x = torch.randn(1, 4097)
-    frames = {stft(x, n, model.hop_length, w).shape[-1]
-              for n, w in zip(model.n_ffts, model.win_lengths)}
+    frames = {
+        stft(x, n, model.hop_length, w).shape[-1]
+        for n, w in zip(model.n_ffts, model.win_lengths, strict=True)
+    }
     assert len(frames) == 1
 
 

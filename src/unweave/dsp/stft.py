@@ -83,7 +83,9 @@ def istft(
     win_length = int(win_length or n_fft)
     *lead, bins, frames = spec.shape
     if bins != n_fft // 2 + 1:
-        raise ValueError(f"spectrogram has {bins} bins, expected {n_fft // 2 + 1} for n_fft {n_fft}")
+        raise ValueError(
+            f"spectrogram has {bins} bins, expected {n_fft // 2 + 1} for n_fft {n_fft}"
+        )
     flat = spec.reshape(-1, bins, frames)  # (B', F, N)
     wav = torch.istft(
         flat,

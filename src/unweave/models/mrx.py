@@ -106,16 +106,17 @@ class MRX(SeparationModel):
         x = mix.reshape(batch * chans, length)  # (B * C, T)
         specs = [
             stft(x, n_fft, self.hop_length, win)  # (B * C, F_r, N)
-            for n_fft, win in zip(self.n_ffts, self.win_lengths)
+            for n_fft, win in zip(self.n_ffts, self.win_lengths, strict=True)
         ]
         encoded = [
             encoder(spec.abs().transpose(1, 2))  # (B * C, N, F_r) -> (B * C, N, D)
-            for encoder, spec in zip(self.encoders, specs)
+            for encoder, spec in zip(self.encoders, specs, strict=True)
         ]
         hidden = self.lstm(torch.stack(encoded).mean(dim=0))  # (B * C, N, D)
 
         out = 0
-        for spec, decoders, n_fft, win in zip(specs, self.decoders, self.n_ffts, self.win_lengths):
+        resolutions = zip(specs, self.decoders, self.n_ffts, self.win_lengths, strict=True)
+        for spec, decoders, n_fft, win in resolutions:
             masks = torch.stack(
                 [decoder(hidden).transpose(1, 2) for decoder in decoders], dim=1
             )  # (B * C, S, F_r, N)

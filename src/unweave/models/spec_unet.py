@@ -127,7 +127,8 @@ class SpecUNet(SeparationModel):
             up_out = self.estimates * maps if final else widths[level - 1]
             drop = dropout if level >= self.depth - 3 and not final else 0.0
             self.up.append(UpBlock2d(up_in, up_out, kernel_size, dropout=drop, final=final))
-            self.up_dense.append(nn.Identity() if final else self._dense(up_out, dense, dense_growth))
+            up_dense = nn.Identity() if final else self._dense(up_out, dense, dense_growth)
+            self.up_dense.append(up_dense)
             in_ch = width
 
     @staticmethod
@@ -145,9 +146,9 @@ class SpecUNet(SeparationModel):
         return int(length) if target == frames else (target - 1) * self.hop_length
 
     def _unet(self, x: torch.Tensor) -> torch.Tensor:
-        """x: (B, maps, F', N') -> (B, estimates * maps, F', N'), F' and N' multiples of 2**depth."""
+        """x: (B, maps, F', N') -> (B, estimates * maps, F', N'); F', N' multiples of 2**depth."""
         skips = []
-        for down, dense in zip(self.down, self.down_dense):
+        for down, dense in zip(self.down, self.down_dense, strict=True):
             x = dense(down(x))
             skips.append(x)
         for level in reversed(range(self.depth)):
