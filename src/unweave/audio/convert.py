@@ -1,0 +1,133 @@
+"""Sample-rate conversion, channel conversion and the clip policy: one function each.
+
+All three take and return float32 tensors whose last axis is time: ``wav: (..., C, T)``.
+They never touch files; ``unweave.audio.io`` calls them on decoded audio and before encoding.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import soxr
+import torch
+from torch import Tensor
+
+__all__ = [
+    "resample",
+    "resampled_length",
+    "convert_channels",
+    "apply_clip",
+    "CLIP_MODES",
+    "RESCALE_PEAK",
+]
+
+#: Clip policies understood by :func:`apply_clip` (and by ``io.write``).
+CLIP_MODES = ("rescale", "clamp", "none")
+#: Peak after ``apply_clip(..., "rescale")`` when the input peak was above 1 (-0.09 dBFS).
+RESCALE_PEAK = 0.99
+#: soxr quality used everywhere (the block reader uses the same one, so both paths agree).
+SOXR_QUALITY = "HQ"
+
+# 5.1 / 7.1 in WAVE / FFmpeg / FLAC channel order: FL FR FC LFE BL BR [SL SR].
+# ITU-R BS.775 style stereo downmix without the LFE, rows = (left, right).
+_C = 1.0 / math.sqrt(2.0)
+_DOWNMIX = {
+    6: [[1.0, 0.0, _C, 0.0, _C, 0.0], [0.0, 1.0, _C, 0.0, 0.0, _C]],
+    8: [[1.0, 0.0, _C, 0.0, _C, 0.0, _C, 0.0], [0.0, 1.0, _C, 0.0, 0.0, _C, 0.0, _C]],
+}
+
+
+def resampled_length(length: int, from_rate: int, to_rate: int) -> int:
+    """Number of samples after resampling ``length`` samples: ``floor(length * to / from + 1/2)``.
+
+    Computed exactly in integers (ties round up). Both :func:`resample` and the block reader in
+    ``unweave.audio.io`` produce exactly this many samples.
+    """
+    return (2 * length * to_rate + from_rate) // (2 * from_rate)
+
+
+def resample(wav: Tensor, from_rate: int, to_rate: int) -> Tensor:
+    """Resample with soxr ('HQ'): ``wav: (..., C, T) -> (..., C, T')``.
+
+    ``T' = resampled_length(T, from_rate, to_rate)``. Returns ``wav`` itself when the rates are
+    equal. Output is float32 on the input's device.
+    """
+    from_rate, to_rate = int(from_rate), int(to_rate)
+    if from_rate <= 0 or to_rate <= 0:
+        raise ValueError(f"sample rates must be positive, got {from_rate} -> {to_rate}")
+    if from_rate == to_rate:
+        return wav
+    lead, length = wav.shape[:-1], wav.shape[-1]
+    out_length = resampled_length(length, from_rate, to_rate)
+    flat = wav.detach().reshape(-1, length).to("cpu", torch.float32)  # (K, T), K = prod(lead)
+    if length == 0 or flat.shape[0] == 0:
+        return torch.zeros(*lead, out_length, dtype=torch.float32, device=wav.device)
+    frames = np.ascontiguousarray(flat.numpy().T)  # (T, K): soxr wants time first
+    out = soxr.resample(frames, from_rate, to_rate, quality=SOXR_QUALITY)
+    out = np.asarray(out, dtype=np.float32).reshape(-1, flat.shape[0])
+    out = _fit_length(out, out_length)  # soxr already gives out_length; guard it
+    return torch.from_numpy(np.ascontiguousarray(out.T)).reshape(*lead, out_length).to(wav.device)
+
+
+def _fit_length(frames: np.ndarray, length: int) -> np.ndarray:
+    """Trim or zero-pad ``frames: (T, K)`` to ``length`` rows."""
+    if frames.shape[0] >= length:
+        return frames[:length]
+    pad = np.zeros((length - frames.shape[0], frames.shape[1]), dtype=frames.dtype)
+    return np.concatenate([frames, pad], axis=0)
+
+
+def convert_channels(wav: Tensor, channels: int) -> Tensor:
+    """Change the channel count: ``wav: (..., C, T) -> (..., channels, T)``.
+
+    Rules (memoryless, so block-wise conversion equals whole-file conversion):
+
+    - same count: ``wav`` is returned unchanged;
+    - ``C == 1``: the channel is duplicated ``channels`` times;
+    - ``channels == 1``: the average of all ``C`` channels;
+    - ``C`` = 6 (5.1) or 8 (7.1) to 2: ITU-R BS.775 downmix in WAVE/FFmpeg channel order
+      (FL FR FC LFE BL BR [SL SR]): centre and surrounds at -3 dB, LFE dropped, each output
+      normalised by its gain sum so that a signal equal on all channels keeps its level;
+    - any other ``C > channels``: the first ``channels`` channels (front left/right first in
+      every standard layout);
+    - ``1 < C < channels``: ``ValueError`` (no meaningful up-mix).
+    """
+    if channels < 1:
+        raise ValueError(f"channels must be >= 1, got {channels}")
+    have = wav.shape[-2]
+    if have == channels:
+        return wav
+    if have == 1:
+        return wav.expand(*wav.shape[:-2], channels, wav.shape[-1]).contiguous()
+    if channels == 1:
+        return wav.mean(dim=-2, keepdim=True)
+    if channels == 2 and have in _DOWNMIX:
+        matrix = torch.tensor(_DOWNMIX[have], dtype=wav.dtype, device=wav.device)  # (2, C)
+        matrix = matrix / matrix.sum(dim=1, keepdim=True)
+        return torch.einsum("oc,...ct->...ot", matrix, wav)
+    if have > channels:
+        return wav[..., :channels, :].contiguous()
+    raise ValueError(f"cannot convert {have} channels to {channels}")
+
+
+def apply_clip(wav: Tensor, mode: str) -> Tensor:
+    """Keep samples within [-1, 1] before integer encoding: ``wav: (..., C, T) -> same shape``.
+
+    - ``"rescale"``: if the peak over the whole tensor exceeds 1, scale everything by one gain
+      so that the peak becomes :data:`RESCALE_PEAK` (0.99); otherwise unchanged;
+    - ``"clamp"``: hard-clip each sample to [-1, 1];
+    - ``"none"``: unchanged (integer encoders then saturate; float files keep the values).
+    """
+    if mode == "none":
+        return wav
+    if mode == "clamp":
+        return wav.clamp(-1.0, 1.0)
+    if mode == "rescale":
+        if wav.numel() == 0:
+            return wav
+        peak = float(wav.abs().max())
+        if peak > 1.0:
+            return wav * (RESCALE_PEAK / peak)
+        return wav
+    raise ValueError(f"clip mode must be one of {CLIP_MODES}, got {mode!r}")
