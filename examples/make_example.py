@@ -73,7 +73,7 @@ VOWELS = {
 def fetch_samples(workdir: Path) -> Path:
     """``apt-get download`` the package into ``workdir`` and extract it; returns samples dir."""
     for spec in (f"{PACKAGE}={VERSION}", PACKAGE):
-        if subprocess.run(["apt-get", "download", spec], cwd=workdir).returncode == 0:
+        if subprocess.run(["apt-get", "download", spec], cwd=workdir, check=False).returncode == 0:
             break
     else:
         sys.exit(f"could not download {PACKAGE} (try: apt-get update)")
@@ -98,7 +98,7 @@ def load_sources(folder: Path, verify: bool = True) -> dict[str, np.ndarray]:
 
 # ------------------------------------------------------------------------------- helpers
 def at(beat: float) -> int:
-    return int(round(beat * BEAT * SR))
+    return round(beat * BEAT * SR)
 
 
 def place(track: np.ndarray, clip: np.ndarray, start: int, gain: float = 1.0, pan: float = 0.0):

@@ -285,10 +285,9 @@ def test_streaming_writer_abort_and_exception(tmp_path):
     writer.write(stereo(0.1))
     writer.abort()
     assert (tmp_path / "keep.wav").read_bytes() == b"old"  # destination untouched
-    with pytest.raises(KeyError):
-        with io.open_writer(tmp_path / "never.wav", SR, 2) as writer:
-            writer.write(stereo(0.1))
-            raise KeyError("boom")
+    with pytest.raises(KeyError), io.open_writer(tmp_path / "never.wav", SR, 2) as writer:
+        writer.write(stereo(0.1))
+        raise KeyError("boom")
     assert not (tmp_path / "never.wav").exists()
     assert leftovers(tmp_path) == []
 
@@ -365,4 +364,18 @@ def test_write_rejects_bad_requests(tmp_path):
         io.write(tmp_path / "e.wav", torch.zeros(2, 0), SR)
     assert io.write(tmp_path / "noext", x, SR, fmt="flac").exists()
     assert io.info(tmp_path / "noext").format.lower() == "flac"  # probed by FFmpeg
-    assert list(p.name for p in tmp_path.iterdir()) == ["noext"]
+    assert [p.name for p in tmp_path.iterdir()] == ["noext"]
+
+
+@pytest.mark.parametrize(
+    "fmt, subtype", [("WAV", "PCM_U8"), ("WAV", "PCM_16"), ("WAV", "PCM_32"), ("WAV", "FLOAT"),
+                     ("WAV", "DOUBLE"), ("FLAC", "PCM_24")],
+)
+def test_pyav_path_decodes_pcm_like_soundfile(tmp_path, fmt, subtype):
+    path = tmp_path / "pcm.bin"  # unknown suffix: FFmpeg probes it first
+    sf.write(path, stereo(0.2).numpy().T, SR, format=fmt, subtype=subtype)
+    via_pyav, _ = io.read(path)
+    assert io.info(path).codec != subtype  # really decoded by FFmpeg
+    expected = torch.from_numpy(sf.read(path, dtype="float32")[0].T.copy())
+    assert via_pyav.shape == expected.shape
+    assert torch.allclose(via_pyav, expected, atol=1e-6)

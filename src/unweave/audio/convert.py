@@ -14,12 +14,12 @@ import torch
 from torch import Tensor
 
 __all__ = [
-    "resample",
-    "resampled_length",
-    "convert_channels",
-    "apply_clip",
     "CLIP_MODES",
     "RESCALE_PEAK",
+    "apply_clip",
+    "convert_channels",
+    "resample",
+    "resampled_length",
 ]
 
 #: Clip policies understood by :func:`apply_clip` (and by ``io.write``).

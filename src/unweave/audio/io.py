@@ -48,19 +48,19 @@ from . import convert
 from .writer import AudioWriter, open_writer, write
 
 __all__ = [
+    "MAX_CHANNELS",
+    "MAX_SAMPLE_RATE",
+    "MIN_DURATION_SECONDS",
+    "MIN_SAMPLE_RATE",
     "AudioInfo",
     "AudioReader",
     "AudioWriter",
     "info",
-    "read",
-    "open_reader",
     "iter_blocks",
-    "write",
+    "open_reader",
     "open_writer",
-    "MIN_SAMPLE_RATE",
-    "MAX_SAMPLE_RATE",
-    "MAX_CHANNELS",
-    "MIN_DURATION_SECONDS",
+    "read",
+    "write",
 ]
 
 MIN_SAMPLE_RATE = 1000
@@ -136,7 +136,7 @@ class _PyAVSource:
         self.format, self.codec = container.format.name, ctx.name
         self.declared: int | None = None
         if stream.duration is not None and stream.time_base is not None and self.sample_rate:
-            self.declared = int(round(float(stream.duration * stream.time_base) * self.sample_rate))
+            self.declared = round(float(stream.duration * stream.time_base) * self.sample_rate)
         if self.declared is not None:
             self.duration_seconds = self.declared / self.sample_rate
         elif container.duration:
@@ -174,6 +174,8 @@ class _PyAVSource:
         else:  # (1, t * C), interleaved
             arr = arr.reshape(frame.samples, frame.layout.nb_channels)
         arr = _pcm_to_float(arr, fmt.name.rstrip("p"))
+        if arr is None:
+            raise AudioReadError(f"{self.path}: unsupported decoded sample format {fmt.name!r}")
         if arr.shape[1] != self.channels:
             try:
                 wav = convert.convert_channels(torch.from_numpy(arr.T.copy()), self.channels)
@@ -189,14 +191,15 @@ class _PyAVSource:
         self._c.close()
 
 
-def _pcm_to_float(arr: np.ndarray, fmt: str) -> np.ndarray:
+def _pcm_to_float(arr: np.ndarray, fmt: str) -> np.ndarray | None:
+    """Packed FFmpeg samples -> float32 in [-1, 1] (same scaling as libsndfile); None if unknown."""
     if fmt in ("flt", "dbl"):
         return arr.astype(np.float32, copy=False)
     if fmt == "u8":
         return (arr.astype(np.float32) - 128.0) / 128.0
     scale = {"s16": 2.0**15, "s32": 2.0**31, "s64": 2.0**63}.get(fmt)
     if scale is None:
-        raise AudioReadError(f"unsupported decoded sample format {fmt!r}")
+        return None
     return (arr.astype(np.float64) / scale).astype(np.float32)
 
 
@@ -421,8 +424,8 @@ def read(
     src = _open_source(path)
     try:
         rate = src.sample_rate
-        start = max(0, int(round(start_seconds * rate)))
-        count = None if duration_seconds is None else max(0, int(round(duration_seconds * rate)))
+        start = max(0, round(start_seconds * rate))
+        count = None if duration_seconds is None else max(0, round(duration_seconds * rate))
         if count == 0:
             raise ValueError("duration_seconds selects no samples")
         parts = list(_checked(src.path, src, start, count))
@@ -545,7 +548,7 @@ def iter_blocks(
     decoding (NaN, truncation, ...) raise it from the iterator.
     """
     reader = AudioReader(path, sample_rate=sample_rate, channels=channels)  # header errors: now
-    block_length = max(1, int(round(block_seconds * reader.sample_rate)))
+    block_length = max(1, round(block_seconds * reader.sample_rate))
     return _closing_blocks(reader, block_length)
 
 

@@ -35,7 +35,7 @@ from torch import Tensor
 from ..errors import AudioWriteError
 from .convert import CLIP_MODES, RESCALE_PEAK, apply_clip
 
-__all__ = ["write", "open_writer", "AudioWriter", "WRITE_FORMATS", "MP3_SAMPLE_RATES"]
+__all__ = ["MP3_SAMPLE_RATES", "WRITE_FORMATS", "AudioWriter", "open_writer", "write"]
 
 # fmt -> (libsndfile format, allowed subtypes or None for lossy)
 WRITE_FORMATS: dict[str, tuple[str, tuple[str, ...] | None]] = {
