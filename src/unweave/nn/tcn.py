@@ -39,7 +39,8 @@ class TemporalBlock(nn.Module):
     ) -> None:
         super().__init__()
         total = (kernel_size - 1) * dilation
-        self.padding = (total // 2, total - total // 2)
+        # odd totals (even kernels) need an explicit asymmetric pad; otherwise the conv pads
+        self.padding = (total // 2, total - total // 2) if total % 2 else None
         self.inner = nn.Sequential(
             nn.Conv1d(channels, hidden_channels, 1),
             nn.PReLU(),
@@ -47,7 +48,7 @@ class TemporalBlock(nn.Module):
         )
         self.depthwise = nn.Conv1d(
             hidden_channels, hidden_channels, kernel_size, dilation=dilation,
-            groups=hidden_channels,
+            groups=hidden_channels, padding=0 if total % 2 else total // 2,
         )
         self.post = nn.Sequential(nn.PReLU(), GlobalLayerNorm(hidden_channels))
         self.residual = nn.Conv1d(hidden_channels, channels, 1) if residual else None
@@ -55,7 +56,9 @@ class TemporalBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         y = self.inner(x)
-        y = self.post(self.depthwise(F.pad(y, self.padding)))
+        if self.padding is not None:
+            y = F.pad(y, self.padding)
+        y = self.post(self.depthwise(y))
         skip = self.skip(y) if self.skip is not None else None
         if self.residual is not None:
             x = x + self.residual(y)
