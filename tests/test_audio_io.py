@@ -379,3 +379,22 @@ def test_pyav_path_decodes_pcm_like_soundfile(tmp_path, fmt, subtype):
     expected = torch.from_numpy(sf.read(path, dtype="float32")[0].T.copy())
     assert via_pyav.shape == expected.shape
     assert torch.allclose(via_pyav, expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("from_rate, to_rate", [(44100, 16000), (16000, 48000), (8000, 8000)])
+def test_stream_resampler_matches_whole(from_rate, to_rate):
+    x = torch.randn(2, 12345)
+    resampler = convert.StreamResampler(from_rate, to_rate, 2)
+    sizes = [1, 7, 1000, 3, 4096, 2000]
+    pieces, pos, k = [], 0, 0
+    while pos < x.shape[1]:
+        n = sizes[k % len(sizes)]
+        pieces.append(resampler.process(x[:, pos : pos + n]))
+        pos, k = pos + n, k + 1
+    pieces.append(resampler.flush())
+    joined = torch.cat(pieces, dim=1)
+    whole = convert.resample(x, from_rate, to_rate)
+    assert joined.shape == whole.shape == (2, convert.resampled_length(12345, from_rate, to_rate))
+    assert torch.allclose(joined, whole, atol=1e-5)
+    with pytest.raises(RuntimeError):
+        resampler.flush()

@@ -16,6 +16,7 @@ from torch import Tensor
 __all__ = [
     "CLIP_MODES",
     "RESCALE_PEAK",
+    "StreamResampler",
     "apply_clip",
     "convert_channels",
     "resample",
@@ -68,6 +69,57 @@ def resample(wav: Tensor, from_rate: int, to_rate: int) -> Tensor:
     out = np.asarray(out, dtype=np.float32).reshape(-1, flat.shape[0])
     out = _fit_length(out, out_length)  # soxr already gives out_length; guard it
     return torch.from_numpy(np.ascontiguousarray(out.T)).reshape(*lead, out_length).to(wav.device)
+
+
+class StreamResampler:
+    """Block-wise :func:`resample` with seamless boundaries (``soxr.ResampleStream``, 'HQ').
+
+    ``process(block: (C, t)) -> (C, t')`` for each block in order, then ``flush() -> (C, t'')``
+    once. All outputs concatenated hold exactly ``resampled_length(total_in, from, to)`` samples
+    and match :func:`resample` of the whole signal to float rounding. With equal rates blocks
+    pass through unchanged.
+    """
+
+    def __init__(self, from_rate: int, to_rate: int, channels: int):
+        self.from_rate, self.to_rate, self.channels = int(from_rate), int(to_rate), int(channels)
+        if self.from_rate <= 0 or self.to_rate <= 0:
+            raise ValueError(f"sample rates must be positive, got {from_rate} -> {to_rate}")
+        self._stream = None
+        if self.from_rate != self.to_rate:
+            self._stream = soxr.ResampleStream(
+                self.from_rate, self.to_rate, self.channels, dtype="float32",
+                quality=SOXR_QUALITY,
+            )
+        self.consumed = self.emitted = 0
+        self._flushed = False
+
+    def process(self, block: Tensor) -> Tensor:
+        """``block: (C, t) -> (C, t')`` (t' may be 0 while the filter fills)."""
+        if self._flushed:
+            raise RuntimeError("StreamResampler.process() after flush()")
+        if block.shape[-2] != self.channels:
+            raise ValueError(f"expected {self.channels} channels, got {block.shape[-2]}")
+        self.consumed += block.shape[-1]
+        if self._stream is None:
+            self.emitted += block.shape[-1]
+            return block
+        frames = np.ascontiguousarray(block.detach().to("cpu", torch.float32).numpy().T)
+        out = self._stream.resample_chunk(frames, last=False)  # (t', C)
+        self.emitted += out.shape[0]
+        return torch.from_numpy(np.ascontiguousarray(out.T)).to(block.device)
+
+    def flush(self) -> Tensor:
+        """The remaining ``(C, t'')`` samples; brings the total to the exact length."""
+        if self._flushed:
+            raise RuntimeError("StreamResampler.flush() called twice")
+        self._flushed = True
+        if self._stream is None:
+            return torch.zeros(self.channels, 0)
+        tail = self._stream.resample_chunk(np.zeros((0, self.channels), np.float32), last=True)
+        want = resampled_length(self.consumed, self.from_rate, self.to_rate) - self.emitted
+        tail = _fit_length(np.asarray(tail, np.float32).reshape(-1, self.channels), max(0, want))
+        self.emitted += tail.shape[0]
+        return torch.from_numpy(np.ascontiguousarray(tail.T))
 
 
 def _fit_length(frames: np.ndarray, length: int) -> np.ndarray:

@@ -39,7 +39,6 @@ from pathlib import Path
 import av
 import numpy as np
 import soundfile as sf
-import soxr
 import torch
 from torch import Tensor
 
@@ -473,38 +472,29 @@ class AudioReader:
         if self._used:
             raise RuntimeError("AudioReader.blocks() can only be iterated once")
         self._used = True
-        src, in_rate, out_rate = self._src, self.info.sample_rate, self.sample_rate
-        stream = None
-        if in_rate != out_rate:
-            stream = soxr.ResampleStream(
-                in_rate, out_rate, self.channels, dtype="float32", quality=convert.SOXR_QUALITY
-            )
-        pending: list[np.ndarray] = []
-        held = consumed = emitted = 0
+        src = self._src
+        resampler = convert.StreamResampler(self.info.sample_rate, self.sample_rate, self.channels)
+        pending: list[Tensor] = []
+        held = 0
         for data in _checked(self.path, src, 0, None):
-            consumed += len(data)
+            wav = torch.from_numpy(data.T)  # (C_file, t)
             if self.channels != src.channels:
-                data = convert.convert_channels(torch.from_numpy(data.T), self.channels).numpy().T
-            if stream is not None:
-                data = stream.resample_chunk(np.ascontiguousarray(data), last=False)
-            pending.append(data)
-            held += len(data)
+                wav = convert.convert_channels(wav, self.channels)
+            wav = resampler.process(wav)
+            pending.append(wav)
+            held += wav.shape[-1]
             while held >= block_length:
-                block, pending, held = _take(pending, block_length, held)
-                emitted += block_length
-                yield _as_tensor(block)
-        if stream is not None:
-            tail = stream.resample_chunk(np.zeros((0, self.channels), np.float32), last=True)
-            pending.append(tail)
-            held += len(tail)
-            expected = convert.resampled_length(consumed, in_rate, out_rate) - emitted
-            rest = np.concatenate(pending, axis=0) if pending else tail
-            rest = convert._fit_length(rest, max(0, expected))
-            pending, held = [rest], len(rest)
+                block, pending = _take(pending, block_length)
+                held -= block_length
+                yield block
+        tail = resampler.flush()
+        pending.append(tail)
+        held += tail.shape[-1]
         while held > 0:
             n = min(block_length, held)
-            block, pending, held = _take(pending, n, held)
-            yield _as_tensor(block)
+            block, pending = _take(pending, n)
+            held -= n
+            yield block
 
     def close(self) -> None:
         self._src.close()
@@ -516,13 +506,10 @@ class AudioReader:
         self.close()
 
 
-def _take(pending: list[np.ndarray], n: int, held: int):
-    buf = np.concatenate(pending, axis=0) if len(pending) > 1 else pending[0]
-    return buf[:n], [buf[n:]], held - n
-
-
-def _as_tensor(frames: np.ndarray) -> Tensor:
-    return torch.from_numpy(np.ascontiguousarray(frames.T, dtype=np.float32))  # (C, t)
+def _take(pending: list[Tensor], n: int) -> tuple[Tensor, list[Tensor]]:
+    """First ``n`` samples of the queued ``(C, t)`` pieces (contiguous float32), and the rest."""
+    buf = torch.cat(pending, dim=-1) if len(pending) > 1 else pending[0]
+    return buf[:, :n].contiguous(), [buf[:, n:]]
 
 
 def open_reader(
