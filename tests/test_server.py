@@ -19,11 +19,11 @@ import soundfile as sf
 
 pytest.importorskip("fastapi")
 pytest.importorskip("python_multipart")
-from fastapi.testclient import TestClient  # noqa: E402
+from fastapi.testclient import TestClient
 
-from unweave.errors import AudioReadError  # noqa: E402
-from unweave.server import Settings, create_app  # noqa: E402
-from unweave.server.store import RUNNING, Job  # noqa: E402
+from unweave.errors import AudioReadError
+from unweave.server import Settings, create_app
+from unweave.server.store import RUNNING, Job
 
 SR = 16000
 TERMINAL = {"done", "failed", "cancelled"}
@@ -302,7 +302,7 @@ def test_restart_recovers_interrupted_jobs(tmp_path):
 
 def test_shutdown_requeues_running_job(tmp_path):
     gate = Gate()
-    settings = dict(separate_fn=gate)
+    settings = {"separate_fn": gate}
     with make_client(tmp_path, **settings) as client:
         job_id = submit(client).json()["id"]
         wait(client, job_id, {"running"})

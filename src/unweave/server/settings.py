@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 # A separation backend: (model, upload path, output folder, options, progress) -> {stem: path}.
 # ``progress(done_fraction, stage)`` may raise ``Cancelled``. Tests inject slow or failing ones.

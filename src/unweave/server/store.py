@@ -259,8 +259,8 @@ class JobStore:
                     self._db.execute(
                         "UPDATE jobs SET status=?, stage=?, error=?, finished_at=?, "
                         "eta_seconds=NULL WHERE id=?",
-                        (FAILED, FAILED, f"the server stopped during this job {attempts} "
-                         "times; giving up", time.time(), job_id),
+                        (FAILED, FAILED, (f"the server stopped during this job {attempts} "
+                         "times; giving up"), time.time(), job_id),
                     )  # fmt: skip
                     failed.append(job_id)
         return requeued, failed

@@ -208,6 +208,7 @@
     const player = state.player;
     player.stems = [];
     player.duration = peaks.duration_seconds;
+    player.peakMax = Math.max(0, ...Object.values(peaks.stems).map((v) => Math.max(0, ...v)));
     const rows = items.map((item, i) => stemRow(job, item, i));
     rows.forEach((r) => container.appendChild(r.el));
     try {

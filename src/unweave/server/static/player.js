@@ -18,6 +18,7 @@ class StemPlayer {
     this.startedAt = 0;       // ctx time at which offset 0 would have played
     this.offset = 0;          // seconds into the stems while paused
     this.duration = 0;
+    this.peakMax = 1;         // loudest peak of all stems: waveforms share one scale
     this.onchange = () => {};
     this._raf = null;
   }
@@ -156,7 +157,8 @@ class StemPlayer {
     const n = peaks.length;
     if (!n) return;
     const mid = h / 2;
-    const scale = (h / 2 - 2 * dpr) * Math.max(0.15, Math.min(1.6, this.effectiveGain(stem) || 0.15));
+    const gain = Math.max(0.15, Math.min(1.6, this.effectiveGain(stem) || 0.15));
+    const scale = ((h / 2 - 2 * dpr) * gain) / Math.max(0.02, this.peakMax);
     const played = this.duration ? this.position() / this.duration : 0;
     const barW = Math.max(1, Math.floor(dpr));
     for (let x = 0; x < w; x += barW + (dpr > 1 ? 1 : 0)) {
@@ -164,7 +166,7 @@ class StemPlayer {
       const to = Math.max(from + 1, Math.floor(((x + barW) / w) * n));
       let p = 0;
       for (let i = from; i < to && i < n; i++) p = Math.max(p, peaks[i]);
-      const y = Math.max(dpr, Math.min(1, p) * scale);
+      const y = Math.max(dpr, Math.min(h / 2, p * scale));
       g.fillStyle = x / w <= played ? stem.color : hexAlpha(stem.color, 0.38);
       g.fillRect(x, mid - y, barW, 2 * y);
     }
