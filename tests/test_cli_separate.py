@@ -1,0 +1,191 @@
+"""`unweave separate` end to end, in-process, with tiny models; batch and bad-input behaviour."""
+
+from __future__ import annotations
+
+import errno
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from unweave.cli import main
+from unweave.pretrained.catalog import load_model
+from unweave.pretrained.checkpoint import save_checkpoint, sha256_file
+
+from .conftest import write_tone
+
+MODEL = "tiny-conv_tasnet"
+
+
+def run_cli(*args: str) -> int:
+    return main(["separate", "-q", *args])
+
+
+def test_separates_a_file_into_every_stem(tmp_path, capsys):
+    src = write_tone(tmp_path / "song.wav", seconds=1.3, sample_rate=22050)
+    assert run_cli("-n", MODEL, "-o", str(tmp_path / "out"), str(src)) == 0
+    model = load_model(MODEL)
+    stems = sorted(p.stem for p in (tmp_path / "out" / MODEL / "song").iterdir())
+    assert stems == sorted(model.sources)
+    wav, sr = sf.read(tmp_path / "out" / MODEL / "song" / f"{model.sources[0]}.wav")
+    assert sr == 22050 and wav.shape == (int(1.3 * 22050), model.audio_channels)
+    err = capsys.readouterr().err
+    assert "UNTRAINED" in err and "1 file(s), 0 failed" in err
+
+
+def test_python_m_unweave_separate_form(tmp_path):
+    from unweave.separate import main as separate_main
+
+    src = write_tone(tmp_path / "a.wav")
+    assert separate_main(["-q", "-n", MODEL, "--shifts=2", "-o", str(tmp_path / "o"), str(src)]) == 0
+    assert (tmp_path / "o" / MODEL / "a").is_dir()
+
+
+def test_two_stems_sum_to_mixture(tmp_path):
+    src = write_tone(tmp_path / "t.wav", seconds=0.8, sample_rate=44100)
+    stem = load_model(MODEL).sources[-1]
+    assert run_cli("-n", MODEL, "--two-stems", stem, "--float32", "--clip-mode", "none",
+                   "-o", str(tmp_path / "o"), str(src)) == 0
+    folder = tmp_path / "o" / MODEL / "t"
+    a, _ = sf.read(folder / f"{stem}.wav")
+    b, _ = sf.read(folder / f"no_{stem}.wav")
+    mix, _ = sf.read(src)
+    np.testing.assert_allclose(a + b, mix, atol=1e-4)
+    assert sorted(p.name for p in folder.iterdir()) == sorted([f"{stem}.wav", f"no_{stem}.wav"])
+
+
+def test_consistent_stems_sum_to_mixture(tmp_path):
+    src = write_tone(tmp_path / "t.wav", seconds=0.5, sample_rate=44100)
+    assert run_cli("-n", MODEL, "--consistent", "--float32", "--clip-mode", "none",
+                   "-o", str(tmp_path / "o"), str(src)) == 0
+    stems = [sf.read(p)[0] for p in sorted((tmp_path / "o" / MODEL / "t").iterdir())]
+    np.testing.assert_allclose(sum(stems), sf.read(src)[0], atol=1e-4)
+
+
+def test_only_requested_stems_and_template_and_flac(tmp_path):
+    src = write_tone(tmp_path / "t.wav")
+    first = load_model(MODEL).sources[0]
+    assert run_cli("-n", MODEL, "--stems", first, "--flac", "--int24",
+                   "--filename", "{stem}-{track}.{ext}", "-o", str(tmp_path / "o"), str(src)) == 0
+    files = list((tmp_path / "o" / MODEL).iterdir())
+    assert [f.name for f in files] == [f"{first}-t.flac"]
+    assert sf.info(files[0]).subtype == "PCM_24"
+
+
+def test_folder_batch_continues_after_a_bad_file(tmp_path, capsys):
+    folder = tmp_path / "in"
+    (folder / "sub").mkdir(parents=True)
+    write_tone(folder / "good.wav")
+    write_tone(folder / "sub" / "good2.wav")
+    (folder / "bad.wav").write_text("this is not audio")
+    assert run_cli("-n", MODEL, "-o", str(tmp_path / "o"), str(folder)) == 1
+    err = capsys.readouterr().err
+    assert "bad.wav" in err and "2 file(s), 1 failed" in err
+    assert (tmp_path / "o" / MODEL / "good").is_dir() and (tmp_path / "o" / MODEL / "good2").is_dir()
+    assert not (tmp_path / "o" / MODEL / "bad").exists()
+
+
+def test_existing_outputs_are_kept_unless_overwrite(tmp_path, capsys):
+    src = write_tone(tmp_path / "t.wav")
+    out = ["-n", MODEL, "-o", str(tmp_path / "o"), str(src)]
+    assert run_cli(*out) == 0
+    target = next((tmp_path / "o" / MODEL / "t").iterdir())
+    stamp = target.stat().st_mtime_ns
+    assert run_cli(*out) == 1 and "exists" in capsys.readouterr().err
+    assert run_cli("--skip-existing", *out) == 0
+    assert target.stat().st_mtime_ns == stamp
+    assert run_cli("--overwrite", *out) == 0
+
+
+@pytest.mark.parametrize("args,message", [
+    (["-n", "no-such-model"], "unknown model"),
+    (["--filename", "{track}.{ext}"], "must contain {stem}"),
+    (["--filename", "../{stem}.{ext}"], "relative path"),
+    (["--two-stems", "kazoo"], "not a source"),
+    (["--device", "cuda"], "cuda"),
+])
+def test_bad_options_fail_clearly(tmp_path, capsys, args, message):
+    if args == ["--device", "cuda"] and torch.cuda.is_available():
+        pytest.skip("a CUDA device is present")
+    src = write_tone(tmp_path / "t.wav")
+    assert run_cli("-n", MODEL, *args, "-o", str(tmp_path / "o"), str(src)) != 0
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_missing_file_and_empty_folder(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("x")
+    assert run_cli("-n", MODEL, "-o", str(tmp_path / "o"), str(tmp_path / "nope.wav"),
+                   str(tmp_path / "empty")) == 1
+    err = capsys.readouterr().err
+    assert "nope.wav: no such file" in err and "empty: folder contains no audio" in err
+
+
+def test_checkpoint_with_wrong_sha256_is_refused(tmp_path, capsys):
+    model = load_model(MODEL)
+    ckpt = save_checkpoint(model, tmp_path / "m.pt", arch=model.arch_name)
+    src = write_tone(tmp_path / "t.wav")
+    url = f"{ckpt.as_uri()}#sha256={'0' * 64}"
+    assert run_cli("-n", url, "-o", str(tmp_path / "o"), str(src)) == 1
+    assert "sha256 mismatch" in capsys.readouterr().err
+    good = f"{ckpt.as_uri()}#sha256={sha256_file(ckpt)}"
+    assert run_cli("-n", good, "-o", str(tmp_path / "o"), str(src)) == 0
+
+
+def test_unwritable_output_folder(tmp_path, capsys):
+    src = write_tone(tmp_path / "t.wav")
+    blocker = tmp_path / "file-not-folder"
+    blocker.write_text("x")
+    assert run_cli("-n", MODEL, "-o", str(blocker), str(src)) == 1
+    assert "file-not-folder" in capsys.readouterr().err
+
+
+def test_disk_full_leaves_no_partial_output(tmp_path, capsys, monkeypatch):
+    import unweave.audio.io as io
+
+    src = write_tone(tmp_path / "t.wav", seconds=1.0)
+    real_open = io.open_writer
+    calls = {"n": 0}
+
+    def failing_open(path, *a, **kw):
+        writer = real_open(path, *a, **kw)
+        calls["n"] += 1
+        if calls["n"] > len(load_model(MODEL).sources):  # the final encodes, after the temps
+            def boom(block):
+                raise OSError(errno.ENOSPC, "No space left on device")
+            writer.write = boom
+        return writer
+
+    monkeypatch.setattr(io, "open_writer", failing_open)
+    assert run_cli("-n", MODEL, "-o", str(tmp_path / "o"), str(src)) == 1
+    assert "No space left" in capsys.readouterr().err
+    leftovers = [p for p in (tmp_path / "o").rglob("*") if p.is_file()] if (tmp_path / "o").exists() else []
+    assert leftovers == []
+
+
+def test_models_command_lists_untrained(capsys):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "UNTRAINED" in out and "demucs" in out
+    assert main(["models", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    names = {r["name"] for r in rows}
+    assert {"demucs", "tasnet", "vocals", "soundtrack", "denoise", "tiny-demucs"} <= names
+    assert all(r["trained"] is (r["sha256"] is not None) for r in rows)
+    assert all(r["params"] > 0 for r in rows)
+
+
+def test_separator_api_in_memory(tone):
+    from unweave import Separator
+
+    sep = Separator(MODEL)
+    stems = sep.separate_file(tone)
+    wav, sr = sf.read(tone, always_2d=True)
+    assert set(stems) == set(sep.sources)
+    assert all(s.shape[-1] == wav.shape[0] for s in stems.values())
+    again = sep.separate_tensor(torch.from_numpy(wav.T.astype(np.float32)), sr)
+    torch.testing.assert_close(again[sep.sources[0]], stems[sep.sources[0]])
