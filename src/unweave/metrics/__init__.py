@@ -18,9 +18,9 @@ from .sdr import (
 )
 
 __all__ = [
+    "MissingDependencyError",
     "bss_eval_v4",
     "bss_eval_v4_median",
-    "MissingDependencyError",
     "mdx_sdr",
     "pesq_score",
     "sdr_framewise",

@@ -27,6 +27,7 @@ Cross-correlations come from FFTs; the Gram systems are solved with ``scipy.lina
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import scipy.linalg
@@ -49,6 +50,20 @@ def _lagged_xcorr(a_spec: np.ndarray, b_spec: np.ndarray, n_fft: int, lags: int)
     """
     corr = irfft(b_spec * np.conj(a_spec), n=n_fft, axis=-1)  # corr[k] = sum_t a[t] b[t + k]
     return corr[..., :lags]
+
+
+def _solve(gram: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """Solve ``gram @ x = rhs`` by LU as museval (numpy.linalg.solve), least squares if singular.
+
+    Tonal references make the Gram matrix ill-conditioned; like museval we accept the LU
+    solution without a warning: the projections, not the filters, enter the metrics.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)
+        try:
+            return scipy.linalg.solve(gram, rhs, assume_a="gen", check_finite=False)
+        except np.linalg.LinAlgError:
+            return scipy.linalg.lstsq(gram, rhs, check_finite=False)[0]
 
 
 def _filters(ref: np.ndarray, est: np.ndarray, filters_length: int):
@@ -85,17 +100,14 @@ def _filters(ref: np.ndarray, est: np.ndarray, filters_length: int):
         rhs[:, :, m] = _lagged_xcorr(flat, est_spec[k, c], n_fft, lags)
     rhs = rhs.reshape(dim, n_src * n_chan)
 
-    h_all = scipy.linalg.solve(gram, rhs, assume_a="gen", check_finite=False)
+    h_all = _solve(gram, rhs)
     h_all = h_all.reshape(n_src, n_chan, lags, n_src, n_chan).transpose(3, 0, 1, 2, 4)
 
     h_own = np.empty((n_src, n_chan, lags, n_chan))
     block = n_chan * lags
     for k in range(n_src):
         sel = slice(k * block, (k + 1) * block)
-        sub = scipy.linalg.solve(
-            gram[sel, sel], rhs[sel, k * n_chan : (k + 1) * n_chan],
-            assume_a="gen", check_finite=False,
-        )
+        sub = _solve(gram[sel, sel], rhs[sel, k * n_chan : (k + 1) * n_chan])
         h_own[k] = sub.reshape(n_chan, lags, n_chan)
     return h_all, h_own
 

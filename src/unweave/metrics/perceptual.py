@@ -13,8 +13,8 @@ Without the package, the functions raise :class:`MissingDependencyError` (a one-
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from types import ModuleType
-from typing import Callable
 
 import numpy as np
 
@@ -51,7 +51,9 @@ def _batched(
     return out.reshape(ref.shape[:-1])
 
 
-def pesq_score(references: Array, estimates: Array, sample_rate: int, *, mode: str = "wb") -> np.ndarray:
+def pesq_score(
+    references: Array, estimates: Array, sample_rate: int, *, mode: str = "wb"
+) -> np.ndarray:
     """PESQ MOS-LQO of each estimate against its reference.
 
     Args:
@@ -76,7 +78,8 @@ def pesq_score(references: Array, estimates: Array, sample_rate: int, *, mode: s
             ref = soxr.resample(ref, int(sample_rate), target)
             est = soxr.resample(est, int(sample_rate), target)
         try:
-            return float(pesq_mod.pesq(target, ref.astype(np.float32), est.astype(np.float32), mode))
+            ref32, est32 = ref.astype(np.float32), est.astype(np.float32)
+            return float(pesq_mod.pesq(target, ref32, est32, mode))
         except (pesq_mod.PesqError, ValueError):  # no utterance detected, too short, ...
             return float("nan")
 

@@ -20,13 +20,12 @@ against museval 0.4.1 in ``tests/test_metrics.py``. Unlike SI-SDR, this SDR is g
 from __future__ import annotations
 
 import math
-from typing import Union
 
 import numpy as np
 import torch
 
-Array = Union[np.ndarray, torch.Tensor]
-Dim = Union[int, tuple[int, ...]]
+Array = np.ndarray | torch.Tensor
+Dim = int | tuple[int, ...]
 
 # MDX 2021 (AIcrowd starter kit) adds delta = 1e-7 to both energies.
 MDX_EPS = 1e-7
@@ -35,7 +34,7 @@ MDX_EPS = 1e-7
 # ----------------------------------------------------------------------------------------------
 # helpers
 def _pair(references: Array, estimates: Array) -> tuple[Array, Array, torch.dtype | None]:
-    """Both as torch float64 (when either is a tensor) or NumPy float64; plus the dtype to return."""
+    """Both as torch float64 (if either is a tensor) or NumPy float64; plus the dtype to return."""
     if isinstance(references, torch.Tensor) or isinstance(estimates, torch.Tensor):
         like = references if isinstance(references, torch.Tensor) else estimates
         out_dtype = like.dtype if like.dtype.is_floating_point else torch.float32
@@ -147,8 +146,8 @@ def frame_bounds(length: int, window_length: int, hop: int) -> list[tuple[int, i
 
 def frame_lengths(sample_rate: int, window_seconds: float, hop_seconds: float) -> tuple[int, int]:
     """(window_length, hop) in samples; ``window_seconds=math.inf`` means one frame."""
-    window = math.inf if math.isinf(window_seconds) else int(round(window_seconds * sample_rate))
-    hop = int(round(hop_seconds * sample_rate))
+    window = math.inf if math.isinf(window_seconds) else round(window_seconds * sample_rate)
+    hop = round(hop_seconds * sample_rate)
     if hop <= 0 or window <= 0:
         raise ValueError("window_seconds and hop_seconds must give at least one sample")
     return window, hop  # type: ignore[return-value]
