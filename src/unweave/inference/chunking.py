@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-Progress = Callable[[int], None]  # called with the number of input samples newly consumed
+Progress = Callable[[float], None]  # called with the input samples newly covered by model passes
 
 
 def triangular_window(length: int) -> torch.Tensor:
@@ -176,6 +176,8 @@ class ChunkedSeparation:
                 outs = _run_model(self.model, chunks, self.plan, self.device)
                 for k, out in zip(group, outs):
                     ola.add(k, out)
+                if self.progress is not None:  # each chunk advances its pass by one stride
+                    self.progress(len(group) * self.plan.stride / len(self.passes))
 
     def _chunk_input(self, start: int) -> torch.Tensor:
         length = self.plan.segment_length
@@ -205,8 +207,6 @@ class ChunkedSeparation:
         self.buffer = torch.cat([self.buffer, block.float().cpu()], dim=-1)
         self.received += block.shape[-1]
         self._process(final=False)
-        if self.progress is not None:
-            self.progress(block.shape[-1])
         return self._emit(total=None)
 
     def finish(self) -> torch.Tensor:
