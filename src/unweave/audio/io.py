@@ -22,7 +22,9 @@ Lengths
     ``resampled_length(n, file_rate, sample_rate) = floor(n * sample_rate / file_rate + 1/2)``
     samples for ``n`` decoded frames, both in :func:`read` and in block reading
     (:func:`iter_blocks` / :class:`AudioReader`), whose blocks concatenate to the same signal
-    (soxr 'HQ' in both; the block path uses ``soxr.ResampleStream``, so boundaries are seamless).
+    (soxr 'HQ' in both; the block path uses :class:`convert.StreamResampler`, built on
+    ``soxr.ResampleStream``, so block boundaries are seamless). Channel conversion is memoryless,
+    so it is applied per block before resampling.
 
 Writing lives in :mod:`unweave.audio.writer` and is re-exported here (:func:`write`,
 :func:`open_writer`, :class:`AudioWriter`).
