@@ -189,3 +189,21 @@ def test_separator_api_in_memory(tone):
     assert all(s.shape[-1] == wav.shape[0] for s in stems.values())
     again = sep.separate_tensor(torch.from_numpy(wav.T.astype(np.float32)), sr)
     torch.testing.assert_close(again[sep.sources[0]], stems[sep.sources[0]])
+
+
+def test_rescale_keeps_loud_stems_unclipped(tmp_path):
+    src = write_tone(tmp_path / "loud.wav", seconds=0.5, sample_rate=44100, amp=0.99)
+    # two_stems of an identity-like split: no_STEM = mix - STEM can exceed 1 in magnitude
+    from unweave.inference.separator import OutputOptions, Separator
+
+    from .conftest import IdentityModel
+
+    sep = Separator(IdentityModel(sample_rate=44100))  # sources a = mix, b = 2 * mix
+    paths = sep.separate_to_files(src, tmp_path / "o", options=OutputOptions(subtype="FLOAT"))
+    b, _ = sf.read(paths["b"])
+    a, _ = sf.read(paths["a"])
+    assert np.abs(b).max() <= 0.99 + 1e-6 and np.abs(b).max() > 0.9  # rescaled, not clamped
+    np.testing.assert_allclose(b / np.abs(b).max(), a / np.abs(a).max(), atol=1e-4)
+    clamped = sep.separate_to_files(src, tmp_path / "c", options=OutputOptions(clip="clamp", subtype="FLOAT"))
+    c, _ = sf.read(clamped["b"])
+    assert np.abs(c).max() <= 1.0 and np.isclose(np.abs(c).max(), 1.0)

@@ -164,7 +164,7 @@ class Separator:
             targets = {n: Path(out_dir) / f"{n}.{options.fmt}" for n in plan.names}
         meta = io.info(path)
         in_rate = meta.sample_rate
-        expected = (round(meta.frames * self.sample_rate / in_rate) if meta.frames else None)
+        expected = (meta.duration_seconds or 0.0) * self.sample_rate  # progress estimate only
         done = [0]
 
         def tick(n: int) -> None:
@@ -239,7 +239,7 @@ class _StemWriters:
                 os.close(fd)
                 self.temps[name] = Path(tmp)
                 self.writers[name] = io.open_writer(tmp, self.sample_rate, self.channels,
-                                                    fmt="wav", subtype="FLOAT")
+                                                    fmt="wav", subtype="FLOAT", clip="none")
         except OSError as exc:
             self._cleanup()
             raise AudioWriteError(f"{target.parent}: cannot write output ({exc.strerror or exc})") from exc
@@ -265,14 +265,12 @@ class _StemWriters:
         committed: list[Path] = []
         try:
             for name, target in self.targets.items():
-                gain = 1.0
-                if self.options.clip == "rescale" and self.peaks[name] > 1.0:
-                    gain = 0.999 / self.peaks[name]  # per stem, as Demucs' rescale
-                mode = "none" if self.options.clip == "rescale" else self.options.clip
+                # rescale is per stem (as Demucs does), from the peak of the first pass
                 with io.open_writer(target, self.sample_rate, self.channels,
-                                    fmt=self.options.fmt, subtype=self.options.subtype) as out:
+                                    fmt=self.options.fmt, subtype=self.options.subtype,
+                                    clip=self.options.clip, peak=self.peaks[name]) as out:
                     for block in io.iter_blocks(self.temps[name], BLOCK_SECONDS):
-                        out.write(convert.apply_clip(block * gain, mode))
+                        out.write(block)
                     out.commit()
                 committed.append(target)
                 self.temps.pop(name).unlink(missing_ok=True)
