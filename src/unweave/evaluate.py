@@ -223,12 +223,16 @@ def oracle_irm(mixture: torch.Tensor, references: torch.Tensor, sample_rate: int
 
     n_fft = irm_fft_size(sample_rate)
     hop = n_fft // 4
-    rest = mixture - references.sum(0)
-    parts = torch.cat([references, rest[None]]).double()  # (S + 1, C, T)
-    mags = stft(parts, n_fft, hop).abs()  # (S + 1, C, F, N)
-    masks = mags[:-1] / mags.sum(0).clamp_min(1e-12)
-    spec = stft(mixture.double(), n_fft, hop)  # (C, F, N)
-    return istft(masks * spec, n_fft, hop, length=mixture.shape[-1]).float()
+    mixture, references = mixture.float(), references.float()
+    # one source at a time: a whole song at 44.1 kHz is ~20k frames x 1025 bins per channel
+    spec = stft(mixture, n_fft, hop)  # (C, F, N)
+    total = stft(mixture - references.sum(0), n_fft, hop).abs()  # rest of the mixture
+    for ref in references:
+        total += stft(ref, n_fft, hop).abs()
+    total.clamp_min_(1e-12)
+    out = [istft(stft(ref, n_fft, hop).abs() / total * spec, n_fft, hop, length=mixture.shape[-1])
+           for ref in references]
+    return torch.stack(out)
 
 
 # ----------------------------------------------------------------------------------------------

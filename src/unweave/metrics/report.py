@@ -165,22 +165,30 @@ def _log_spectrogram(wav: torch.Tensor, n_fft: int) -> np.ndarray:
     """(C, T) -> (F, N) dB magnitude of the channel mean."""
     from ..dsp.stft import stft
 
-    mag = stft(wav.double().mean(0), n_fft, n_fft // 4).abs()
+    mag = stft(wav.float().mean(0), n_fft, n_fft // 4).abs()
     return (20 * torch.log10(mag + 1e-8)).numpy()
 
 
 def plot_spectrograms(name: str, mixture: torch.Tensor, estimates: torch.Tensor,
                       references: torch.Tensor, sources: Sequence[str], sample_rate: int,
-                      path: Path) -> Path:
+                      path: Path, *, max_seconds: float = 15.0) -> Path:
     """Rows: sources; columns: mixture, estimate, reference (dB, shared colour scale).
+
+    Items longer than ``max_seconds`` are shown from their middle ``max_seconds``.
 
     Shape:
         mixture: (C, T), estimates / references: (S, C, T).
     """
+    length = mixture.shape[-1]
+    keep = min(length, int(max_seconds * sample_rate))
+    start = (length - keep) // 2
+    mixture = mixture[..., start : start + keep]
+    estimates = estimates[..., start : start + keep]
+    references = references[..., start : start + keep]
     n_fft = 2 ** max(6, round(np.log2(0.046 * sample_rate)))
     mix_db = _log_spectrogram(mixture, n_fft)
     top = float(mix_db.max())
-    extent = [0, mixture.shape[-1] / sample_rate, 0, sample_rate / 2000]
+    extent = [start / sample_rate, (start + keep) / sample_rate, 0, sample_rate / 2000]
     fig = _figure(10, 1.2 + 2.0 * len(sources))
     axes = fig.subplots(len(sources), 3, squeeze=False, sharex=True, sharey=True)
     image = None
