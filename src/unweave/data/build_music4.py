@@ -1,0 +1,132 @@
+"""``music4`` corpus: freedoom MIDI songs rendered stem by stem (drums, bass, other, vocals).
+
+Each song (reserved tracks excluded) is rendered in several randomised variants: drum kit,
+presets (within the GM family; the lead line sometimes on a voice/choir preset), tempo
++-10 %, transposition +-3 semitones, reverb, and stem balance +-3 dB. The mixture is the exact
+sum of the written stems. Train/valid split by song.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from . import debs, midi_stems, sources
+from .common import CorpusWriter, loudness, quantize_stems, rng_for, split_for
+from .render import DRUM_BANK, DRUM_CHANNEL, FluidRenderer
+
+SAMPLE_RATE, CHANNELS = 44100, 2
+PACKAGES = ("freedoom", "musescore-general-soundfont")
+VARIANTS = {"train": 2, "valid": 1}
+VALID_FRACTION = 0.12
+MIX_LUFS = -16.0
+# Drum kits of MuseScore General used for rendering (metronome and marching kits left out).
+KITS = (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 24, 25, 32, 33,
+        34, 35, 36, 40, 41, 42, 48)
+SINGING_PROGRAMS = (52, 53, 54, 85)
+
+
+def soundfont_path(package) -> Path:
+    found = sorted(package.root.rglob("*.sf3")) + sorted(package.root.rglob("*.sf2"))
+    if not found:
+        from ..errors import UnweaveError
+        raise UnweaveError(f"{package.name}: no soundfont (.sf3/.sf2) in the package")
+    return found[0]
+
+
+def choose_programs(score, stems: dict[str, list], rng, available: set[int]) -> dict[int, int]:
+    """Random preset per original program (same GM family; voices stay voices)."""
+    lead_channels = {n.channel for n in stems["vocals"]
+                     if n.program not in midi_stems.VOICE_PROGRAMS}
+    mapping: dict[int, int] = {}
+    for channel, programs in score.programs.items():
+        if channel == DRUM_CHANNEL:
+            continue
+        for program in programs:
+            if program in mapping:
+                continue
+            if program in midi_stems.VOICE_PROGRAMS:
+                options = [p for p in SINGING_PROGRAMS if p in available]
+            elif channel in lead_channels and rng.random() < 0.5:
+                options = [p for p in SINGING_PROGRAMS if p in available]
+            else:
+                family = range(program // 8 * 8, program // 8 * 8 + 8)
+                options = [p for p in family if p in available
+                           and p not in midi_stems.VOICE_PROGRAMS] or [program]
+            mapping[program] = program if rng.random() < 0.4 else int(rng.choice(options))
+    return mapping
+
+
+def render_song(renderer: FluidRenderer, midi: bytes, rng, *, name: str,
+                skip: tuple[str, ...] = ()) -> tuple[dict[str, np.ndarray], list, float]:
+    """One randomised rendering -> ({stem: (2, T)}, melody [(start, end, key)], duration).
+
+    Stems named in ``skip`` are not rendered (their notes still define the melody).
+    """
+    tempo = float(rng.uniform(0.9, 1.1))
+    transpose = int(rng.integers(-3, 4))
+    score = midi_stems.parse_midi(midi, tempo_factor=tempo, transpose=transpose, name=name)
+    stems = midi_stems.assign_stems(score)
+    mapping = choose_programs(score, stems, rng, set(renderer.presets(0)))
+    kits = [k for k in KITS if k in set(renderer.presets(DRUM_BANK))] or [0]
+    programs = {DRUM_CHANNEL: (DRUM_BANK, int(rng.choice(kits)))}
+    reverb = (float(rng.uniform(0.1, 0.8)), float(rng.uniform(0.1, 0.6)),
+              float(rng.uniform(0.3, 1.0)), float(rng.uniform(0.2, 0.8)))
+    audio = {}
+    for stem, notes in stems.items():
+        if stem in skip:
+            continue
+        events = midi_stems.events_for(score, notes)
+        audio[stem] = renderer.render(events, score.duration, programs=programs, reverb=reverb,
+                                      program_map=lambda ch, p: (0, mapping.get(p, p)))
+    return audio, midi_stems.melody(stems["vocals"]), score.duration
+
+
+def balance(stems: dict[str, np.ndarray], rng, target_lufs: float = MIX_LUFS
+            ) -> dict[str, np.ndarray]:
+    """Random +-3 dB per stem, then one gain so the mixture sits at ``target_lufs``."""
+    stems = {k: v * np.float32(10 ** (rng.uniform(-3, 3) / 20)) for k, v in stems.items()}
+    level = loudness(sum(stems.values()), SAMPLE_RATE)
+    gain = np.float32(10 ** ((target_lufs - level) / 20)) if level > -70 else np.float32(1)
+    return {k: v * gain for k, v in stems.items()}
+
+
+def song_splits(tracks) -> list[tuple[str, object, int]]:
+    """(split, track, variant) jobs, ordered so that both splits fill early."""
+    jobs = []
+    for track in tracks:
+        split = split_for(f"freedoom:{track.sha256}", VALID_FRACTION)
+        jobs += [(split, track, v) for v in range(VARIANTS[split])]
+    order = rng_for("music4-order").permutation(len(jobs))
+    return [jobs[i] for i in order]
+
+
+def build(out: str | Path, *, cache=None, limit_minutes: float | None = None,
+          progress: bool = True) -> dict:
+    """Build the music4 corpus in ``out`` -> dataset.json content."""
+    packages = debs.fetch(list(PACKAGES), cache)
+    writer = CorpusWriter(Path(out), "music4", SAMPLE_RATE, CHANNELS, midi_stems.STEMS,
+                          limit_minutes)
+    tracks, excluded = sources.freedoom_tracks(packages["freedoom"])
+    sf_package = packages["musescore-general-soundfont"]
+    sf_origin = sources._origin(sf_package, soundfont_path(sf_package).name)
+    renderer = None
+    for split, track, variant in tqdm(song_splits(tracks), desc="music4", disable=not progress):
+        if writer.all_full():
+            break
+        item = f"{track.name}_v{variant}"
+        if writer.done(split, item):
+            writer.reuse(split, item)
+            continue
+        if writer.full(split):
+            continue
+        if renderer is None:  # loading the soundfont takes seconds: only when needed
+            renderer = FluidRenderer(soundfont_path(sf_package), SAMPLE_RATE)
+        rng = rng_for("music4", item)
+        stems, _, _ = render_song(renderer, track.midi, rng, name=track.name)
+        written = quantize_stems(balance(stems, rng))
+        origins = {s: [track.origin, sf_origin] for s in written}
+        writer.write(split, item, written, origins)
+    return writer.finish({"excluded_reserved": excluded, "variants": VARIANTS})

@@ -1,0 +1,112 @@
+"""``vocals`` corpus: pseudo-sung vocals over rendered MIDI accompaniment.
+
+Vocals: real speech (Asterisk en/es/it/ru studio prompts, Flight of the Amazon Queen, Beneath a
+Steel Sky) slowed and re-pitched with WORLD to follow the song's lead melody (see
+``singing``); one speaker source per song. Accompaniment: the same song's drums, bass and
+other stems rendered with FluidSynth (randomised as in ``music4``), melody removed. A vocals
+model trained on this is a proxy: there is no real singing here. Split by song, and speech
+by speaker/dialogue group (the Russian Asterisk speaker only in valid).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from . import debs, sources
+from .build_music4 import VALID_FRACTION, render_song, song_splits, soundfont_path
+from .common import (CorpusWriter, convert, loudness, quantize_stems, rng_for, split_for,
+                     trim_silence)
+from .render import FluidRenderer
+from .singing import clip_stream, sing
+
+SAMPLE_RATE, CHANNELS = 44100, 2
+SING_RATE = 16000
+SPEECH_PACKAGES = tuple(f"asterisk-core-sounds-{lang}-g722" for lang in ("en", "es", "it", "ru"))
+PACKAGES = ("freedoom", "musescore-general-soundfont", "flight-of-the-amazon-queen",
+            "beneath-a-steel-sky", *SPEECH_PACKAGES)
+VALID_SPEAKERS = frozenset({"ru_RU_f_IvrvoiceRU"})
+LEVELS = {"vocals": (-18.0, 3.0), "accompaniment": (-20.0, 3.0)}
+
+
+def speech_pools(packages) -> dict[str, dict[str, list]]:
+    """{split: {singer: [clips]}}: each Asterisk speaker, Queen and Sky are singers."""
+    pools: dict[str, dict[str, list]] = {"train": {}, "valid": {}}
+    for name in SPEECH_PACKAGES:
+        for clip in sources.asterisk_clips(packages[name]):
+            split = "valid" if clip.group in VALID_SPEAKERS else "train"
+            pools[split].setdefault(clip.group, []).append(clip)
+    for name, clips in (("queen", sources.queen_clips(packages["flight-of-the-amazon-queen"])),
+                        ("sky", sources.sky_clips(packages["beneath-a-steel-sky"]))):
+        for clip in clips:
+            pools[split_for(clip.group, VALID_FRACTION)].setdefault(name, []).append(clip)
+    return pools
+
+
+def _loader(clips, rng, used: list, failures: list):
+    def load_next():
+        clip = clips[rng.integers(len(clips))]
+        loaded = clip.try_load(failures)
+        if loaded is None:
+            return None
+        audio = trim_silence(convert(loaded[0], loaded[1], SING_RATE, 1), SING_RATE)
+        if audio.shape[1] < SING_RATE // 4:
+            return None
+        audio /= max(float(np.abs(audio).max()), 1e-6)
+        used.append(clip.origin)
+        return audio[0]
+    return load_next
+
+
+def build(out: str | Path, *, cache=None, limit_minutes: float | None = None,
+          progress: bool = True) -> dict:
+    """Build the vocals corpus in ``out`` -> dataset.json content."""
+    packages = debs.fetch(list(PACKAGES), cache)
+    writer = CorpusWriter(Path(out), "vocals", SAMPLE_RATE, CHANNELS,
+                          ("vocals", "accompaniment"), limit_minutes)
+    tracks, excluded = sources.freedoom_tracks(packages["freedoom"])
+    pools = speech_pools(packages)
+    sf_package = packages["musescore-general-soundfont"]
+    sf_origin = sources._origin(sf_package, soundfont_path(sf_package).name)
+    renderer = None
+    for split, track, variant in tqdm(song_splits(tracks), desc="vocals", disable=not progress):
+        if writer.all_full():
+            break
+        item = f"{track.name}_v{variant}"
+        if writer.done(split, item):
+            writer.reuse(split, item)
+            continue
+        if writer.full(split):
+            continue
+        if renderer is None:
+            renderer = FluidRenderer(soundfont_path(sf_package), SAMPLE_RATE)
+        rng = rng_for("vocals", item)
+        stems, line, duration = render_song(renderer, track.midi, rng, name=track.name,
+                                            skip=("vocals",))
+        if len(line) < 8:
+            continue
+        singers = sorted(pools[split])
+        singer = singers[rng.integers(len(singers))]
+        used: list = []
+        stream = clip_stream(_loader(pools[split][singer], rng, used, writer.failures))
+        voice = sing(line, duration, stream, SING_RATE, rng)
+        length = next(iter(stems.values())).shape[1]
+        vocals = np.zeros((CHANNELS, length), np.float32)
+        voice = convert(voice[None], SING_RATE, SAMPLE_RATE, CHANNELS)[:, :length]
+        vocals[:, :voice.shape[1]] = voice
+        accompaniment = sum(stems.values())
+        mix = {}
+        for name, audio in (("vocals", vocals), ("accompaniment", accompaniment)):
+            centre, spread = LEVELS[name]
+            target = centre + rng.uniform(-spread, spread)
+            level = loudness(audio, SAMPLE_RATE)
+            mix[name] = audio * np.float32(10 ** ((target - level) / 20)) if level > -70 else audio
+        written = quantize_stems(mix)
+        origins = {"vocals": list(dict.fromkeys(used)),
+                   "accompaniment": [track.origin, sf_origin]}
+        origins["mixture"] = origins["vocals"] + origins["accompaniment"]
+        writer.write(split, item, written, origins)
+    return writer.finish({"excluded_reserved": excluded, "singing": "speech re-pitched with "
+                          "WORLD to the MIDI lead melody (proxy, not real singing)"})
