@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -77,11 +77,14 @@ def spec_mse(est: torch.Tensor, ref: torch.Tensor, *, n_fft: int = 1024, hop: in
 
 def multi_resolution_stft(est: torch.Tensor, ref: torch.Tensor, *,
                           resolutions: Sequence[Sequence[int]] = DEFAULT_RESOLUTIONS,
-                          sc_weight: float = 1.0, mag_weight: float = 1.0) -> torch.Tensor:
+                          sc_weight: float = 1.0, mag_weight: float = 1.0,
+                          log_floor: float = 1e-5) -> torch.Tensor:
     """Multi-resolution STFT loss: mean over resolutions of spectral convergence + log-magnitude L1.
 
-    Spectral convergence is ``||ref| - |est||_F / ||ref||_F`` per signal; the log term is
-    ``mean |log|ref| - log|est||``. ``resolutions`` is a list of ``(n_fft, hop[, win_length])``.
+    Spectral convergence is ``|| |ref| - |est| ||_F / || |ref| ||_F`` over the whole batch (as in
+    Parallel WaveGAN; per-signal ratios explode on silent references); the log term is
+    ``mean |log max(|ref|, floor) - log max(|est|, floor)|``. ``resolutions`` is a list of
+    ``(n_fft, hop[, win_length])``.
     """
     est, ref = _f32(est, ref)
     total = est.new_zeros(())
@@ -89,10 +92,9 @@ def multi_resolution_stft(est: torch.Tensor, ref: torch.Tensor, *,
         n_fft, hop = int(res[0]), int(res[1])
         win = int(res[2]) if len(res) > 2 else n_fft
         m_est, m_ref = _magnitude(est, n_fft, hop, win), _magnitude(ref, n_fft, hop, win)
-        diff = (m_ref - m_est).flatten(-2).norm(dim=-1)
-        sc = (diff / (m_ref.flatten(-2).norm(dim=-1) + EPS)).mean()
-        log_mag = (m_ref.log() - m_est.log()).abs().mean()
-        total = total + sc_weight * sc + mag_weight * log_mag
+        sc = (m_ref - m_est).norm() / (m_ref.norm() + EPS)
+        log_mag = (m_ref.clamp_min(log_floor).log() - m_est.clamp_min(log_floor).log()).abs()
+        total = total + sc_weight * sc + mag_weight * log_mag.mean()
     return total / len(resolutions)
 
 
@@ -126,17 +128,19 @@ def neg_snr(est: torch.Tensor, ref: torch.Tensor, *, eps: float = EPS) -> torch.
 
 # ---------------------------------------------------------------- losses that see the mixture
 def noise_weighted_mse(est: torch.Tensor, ref: torch.Tensor, mix: torch.Tensor, *,
-                       eps: float = EPS) -> torch.Tensor:
-    """Error energy relative to the input noise energy, per example, averaged.
+                       floor: float = 1e-3, eps: float = EPS) -> torch.Tensor:
+    """Error energy relative to the input noise energy, per example and source, averaged.
 
-    ``est, ref: (B, S, C, T)``, ``mix: (B, C, T)``. For each source the weight is the energy of
-    what the source has to remove (``mix - ref``), so quiet and loud noises count alike:
-    1.0 means "no better than outputting the mixture", 0.0 a perfect estimate.
+    ``est, ref: (B, S, C, T)``, ``mix: (B, C, T)``. Each source's error is divided by the
+    energy of what it has to remove (``mix - ref``), so quiet and loud noises count alike:
+    1.0 means "no better than outputting the mixture", 0.0 a perfect estimate. ``floor`` times
+    the mixture energy is added to the divisor so that nothing-to-remove cases stay bounded.
     """
     est, ref, mix = _f32(est, ref, mix)
     noise = mix.unsqueeze(1) - ref  # (B, S, C, T)
     err = (est - ref).pow(2).flatten(2).sum(-1)  # (B, S)
-    return (err / (noise.pow(2).flatten(2).sum(-1) + eps)).mean()
+    e_mix = mix.pow(2).flatten(1).sum(-1, keepdim=True)  # (B, 1)
+    return (err / (noise.pow(2).flatten(2).sum(-1) + floor * e_mix + eps)).mean()
 
 
 def noise_huber(est: torch.Tensor, ref: torch.Tensor, mix: torch.Tensor, *,
@@ -220,23 +224,26 @@ def project_on_sources(est: torch.Tensor, target: torch.Tensor, interference: to
 
 def source_projection(est: torch.Tensor, ref: torch.Tensor, mix: torch.Tensor | None = None, *,
                       target_weight: float = 1.0, interference_weight: float = 1.0,
-                      residual_weight: float = 1.0, eps: float = EPS) -> torch.Tensor:
+                      residual_weight: float = 1.0, floor: float = 1e-3,
+                      eps: float = EPS) -> torch.Tensor:
     """Source-projection loss: penalise gain error, interference leakage and artefacts.
 
     ``est, ref: (B, S, C, T)``; the interference of source ``s`` is ``mix - ref[:, s]`` (or the
     sum of the other references without ``mix``). With ``est = a*ref + b*interf + r``:
-    ``loss = wt*(a-1)^2 + wi*b^2*E_i/E_t + wr*E_r/E_t`` where ``E`` are energies, i.e. each term
-    is an error energy relative to the target energy. Averaged over batch, sources, channels.
+    ``loss = (wt*(a-1)^2*E_t + wi*b^2*E_i + wr*E_r) / (E_t + floor*E_mix)``, where ``E`` are
+    energies: each term is an error energy relative to the target energy (``floor`` keeps
+    silent targets bounded). Averaged over batch, sources and channels.
     """
     est, ref = _f32(est, ref)
     mix = ref.sum(1) if mix is None else mix.float()
     interference = mix.unsqueeze(1) - ref
     a, b, residual = project_on_sources(est, ref, interference, eps=eps)
-    e_t = ref.pow(2).sum(-1) + eps
+    e_t = ref.pow(2).sum(-1)
     e_i = interference.pow(2).sum(-1)
     e_r = residual.pow(2).sum(-1)
-    loss = (target_weight * (a - 1).pow(2) + interference_weight * b.pow(2) * e_i / e_t
-            + residual_weight * e_r / e_t)
+    e_mix = mix.pow(2).sum(-1).unsqueeze(1)  # (B, 1, C)
+    loss = (target_weight * (a - 1).pow(2) * e_t + interference_weight * b.pow(2) * e_i
+            + residual_weight * e_r) / (e_t + floor * e_mix + eps)
     return loss.mean()
 
 
