@@ -223,7 +223,7 @@ class CorpusWriter:
 
     def write(self, split: str, item: str, stems: dict[str, np.ndarray],
               origins: dict[str, list[Origin]], *, folder: Path | None = None) -> None:
-        """Write (or reuse, if present) ``stems`` {stem: (C, T)} of one item and record rows.
+        """Write ``stems`` {stem: (C, T) float | (T, C) int16 | None = reuse} and record rows.
 
         ``folder`` overrides ``out/split/item`` (the denoise pools use ``out/split/<pool>``,
         with the stem as the file name).
@@ -232,7 +232,7 @@ class CorpusWriter:
         duration = 0.0
         for stem, audio in stems.items():
             path = folder / f"{stem}.wav"
-            if audio is not None and not path.is_file():
+            if audio is not None:  # None: reuse the file already written
                 write_wav(path, audio, self.sample_rate)
             self._record(split, item, stem, path, origins.get(stem, []))
             duration = max(duration, self.rows[-1]["duration"])
