@@ -533,3 +533,35 @@ def test_vocals_build_with_fake_synth(cache, tmp_path, monkeypatch):
     vocals, rate = sf.read(item / "vocals.wav")
     assert rate == 44100 and np.abs(vocals).max() > 0.01
     assert check_corpus(out)["problems"] == []
+
+
+def _real_soundfont() -> Path | None:
+    import os
+
+    roots = [Path(os.environ.get("UNWEAVE_DATA_CACHE", "~/.cache/unweave")).expanduser()]
+    for root in roots:
+        found = sorted((root / "pkgs/musescore-general-soundfont").rglob("*.sf3"))
+        if found:
+            return found[0]
+    return None
+
+
+@pytest.mark.slow
+def test_fluidsynth_stems_add_up_to_the_full_render():
+    pytest.importorskip("fluidsynth")
+    soundfont = _real_soundfont()
+    if soundfont is None:
+        pytest.skip("MuseScore General soundfont not in the cache (set UNWEAVE_DATA_CACHE)")
+    from unweave.data.render import FluidRenderer
+
+    renderer = FluidRenderer(soundfont)
+    score = midi_stems.parse_midi(midi_bytes(MELODY))
+    stems = midi_stems.assign_stems(score)
+    programs = {9: (128, 0)}
+    parts = [renderer.render(midi_stems.events_for(score, notes), score.duration,
+                             programs=programs) for notes in stems.values() if notes]
+    full = renderer.render(midi_stems.events_for(score, score.notes), score.duration,
+                           programs=programs)
+    assert all(np.abs(p).max() > 1e-3 for p in parts)
+    residual = full - sum(parts)
+    assert 10 * np.log10(np.sum(full ** 2) / np.sum(residual ** 2)) > 30  # dB

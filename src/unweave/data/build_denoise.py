@@ -127,4 +127,8 @@ def build(out: str | Path, *, cache=None, limit_minutes: float | None = None,
                            SAMPLE_RATE, NOISE_LUFS), budget)
     pools = {s: {p: sum(1 for r in writer.rows if r["split"] == s and r["item"] == p)
                  for p in ("speech", "noise")} for s in ("train", "valid")}
-    return writer.finish({"pools": pools, "valid_speakers": sorted(VALID_SPEAKERS)})
+    pool_minutes = {s: {p: round(sum(r["duration"] for r in writer.rows
+                                     if r["split"] == s and r["item"] == p) / 60, 2)
+                        for p in ("speech", "noise")} for s in ("train", "valid")}
+    return writer.finish({"pools": pools, "pool_minutes": pool_minutes,
+                          "valid_speakers": sorted(VALID_SPEAKERS)})

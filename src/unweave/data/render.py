@@ -15,6 +15,7 @@ from ..errors import UnweaveError
 
 DRUM_CHANNEL = 9
 DRUM_BANK = 128
+BLOCK = 64  # FluidSynth's internal block: events take effect on block boundaries
 
 
 class FluidRenderer:
@@ -36,6 +37,7 @@ class FluidRenderer:
         self.sample_rate = int(sample_rate)
         self.synth = fluidsynth.Synth(gain=gain, samplerate=float(sample_rate))
         self.sfid = self.synth.sfload(str(soundfont))
+        self._rendered = 0  # samples pulled from the synth so far (for block alignment)
         if self.sfid < 0:
             raise UnweaveError(f"{soundfont}: FluidSynth cannot load this soundfont")
 
@@ -43,10 +45,17 @@ class FluidRenderer:
         """Programs that exist in ``bank`` of the loaded soundfont."""
         return [p for p in range(128) if self.synth.sfpreset_name(self.sfid, bank, p)]
 
+    def _pull(self, n: int) -> np.ndarray:
+        self._rendered += n
+        return self.synth.get_samples(n)
+
     def _reset(self, programs: dict[int, tuple[int, int]], reverb: tuple | None) -> None:
-        self.synth.system_reset()
         for channel in range(16):
             self.synth.all_sounds_off(channel)
+        self.synth.system_reset()
+        # flush reverb/chorus tails (~0.5 s) and end on a block boundary
+        flush = BLOCK * (self.sample_rate // 2 // BLOCK) + (-self._rendered) % BLOCK
+        self._pull(flush)
         for channel, (bank, program) in programs.items():
             self.synth.program_select(channel, self.sfid, bank, program)
         if reverb is not None:
@@ -70,7 +79,7 @@ class FluidRenderer:
         for time, kind, args in events:
             target = min(total, int(round(time * self.sample_rate)))
             if target > pos:
-                out[2 * pos:2 * target] = synth.get_samples(target - pos)
+                out[2 * pos:2 * target] = self._pull(target - pos)
                 pos = target
             if kind == "on":
                 synth.noteon(*args)
@@ -87,7 +96,7 @@ class FluidRenderer:
                 bank, program = program_map(channel, program) if program_map else (0, program)
                 synth.program_select(channel, self.sfid, bank, program)
         if total > pos:
-            out[2 * pos:] = synth.get_samples(total - pos)
+            out[2 * pos:] = self._pull(total - pos)
         for channel in range(16):
             synth.all_sounds_off(channel)
         return (out.reshape(-1, 2).T.astype(np.float32) / 32768.0).copy()
