@@ -8,6 +8,7 @@ public.zip with Ogg members, Asterisk G.722 prompts, Sonic Pi FLAC and Wesnoth O
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import struct
 import zipfile
@@ -189,7 +190,8 @@ def make_sky(folder: Path) -> dict[int, bytes]:
     dsk, entries = bytearray(), []
     for number, (blob, flags) in files.items():
         dsk += bytes(-len(dsk) % 16)  # 16-byte aligned: offsets stored in 16-byte units
-        entries.append(struct.pack("<H", number) + ((len(dsk) >> 4) | 0x800000).to_bytes(3, "little")
+        offset = ((len(dsk) >> 4) | 0x800000).to_bytes(3, "little")
+        entries.append(struct.pack("<H", number) + offset
                        + (len(blob) | flags).to_bytes(3, "little"))
         dsk += blob
     folder.mkdir(parents=True, exist_ok=True)
@@ -338,7 +340,8 @@ def _package(cache: Path, name: str) -> Path:
 def cache(tmp_path_factory) -> Path:
     cache = tmp_path_factory.mktemp("cache")
     for i, (lang, speaker) in enumerate(SPEAKERS.items()):
-        folder = _package(cache, f"asterisk-core-sounds-{lang}-g722") / "usr/share/asterisk/sounds" / speaker
+        root = _package(cache, f"asterisk-core-sounds-{lang}-g722")
+        folder = root / "usr/share/asterisk/sounds" / speaker
         folder.mkdir(parents=True)
         for k in range(2):
             (folder / f"prompt{k}.g722").write_bytes(
@@ -385,7 +388,7 @@ class FakeRenderer:
 
     def render(self, events, duration, *, programs=None, program_map=None, reverb=None,
                tail_seconds=2.0):
-        out = np.zeros((2, int(round((duration + tail_seconds) * self.sample_rate))), np.float32)
+        out = np.zeros((2, round((duration + tail_seconds) * self.sample_rate)), np.float32)
         started = {}
         for time, kind, args in events:
             if kind == "on":
@@ -394,7 +397,8 @@ class FakeRenderer:
                 start = int(started.pop(args[:2]) * self.sample_rate)
                 n = max(1, int(time * self.sample_rate) - start)
                 t = np.arange(n) / self.sample_rate
-                note = 0.1 * np.sin(2 * np.pi * 440 * 2 ** ((args[1] - 69) / 12) * t) * np.exp(-3 * t)
+                freq = 440 * 2 ** ((args[1] - 69) / 12)
+                note = 0.1 * np.sin(2 * np.pi * freq * t) * np.exp(-3 * t)
                 out[:, start:start + n] += note[:out.shape[1] - start]
         return out
 
@@ -404,6 +408,18 @@ def test_fetch_uses_cache_and_reads_versions(cache):
     packages = debs.fetch(["wesnoth-1.16-music", "freedoom"], cache)
     assert packages["wesnoth-1.16-music"].version == "1:1.16.9-1"
     assert packages["freedoom"].license.startswith("BSD")
+
+
+def test_zero_ad_groups(cache):
+    archive = zero_ad.open_archive(next((cache / "pkgs/0ad-data").rglob("public.zip")))
+    assert zero_ad.list_members(archive, "music") == ["audio/music/Theme_A.ogg",
+                                                      "audio/music/Theme_B.ogg"]
+    assert zero_ad.list_members(archive, "sfx") == ["audio/attack/hit.ogg"]
+    assert zero_ad.list_members(archive, "voice") == ["audio/voice/hello.ogg"]
+    audio, rate = codec.decode_bytes(archive.read("audio/ambient/rain.ogg"))
+    assert rate == 22050 and audio.shape == (2, 3 * 22050)
+    with pytest.raises(UnweaveError, match="unknown"):
+        zero_ad.list_members(archive, "speech")
 
 
 def test_fetch_errors_name_the_packages(tmp_path, monkeypatch):
@@ -435,7 +451,7 @@ def test_midi_stems_assign_and_melody():
     assert stems["vocals"][0].key == 62  # transposed
     assert score.duration == pytest.approx((23 * 0.5 + 0.45) * 0.5 / 2, abs=0.01)  # beats->s
     line = midi_stems.melody(stems["vocals"])
-    assert all(a[1] <= b[0] for a, b in zip(line, line[1:]))
+    assert all(a[1] <= b[0] for a, b in itertools.pairwise(line))
     events = midi_stems.events_for(score, stems["bass"])
     assert {e[2][0] for e in events} == {1}
 

@@ -33,7 +33,8 @@ def _audio_files(folder: Path) -> dict[str, Path]:
     """{stem name: path} of the audio files directly in ``folder`` (first suffix wins)."""
     files: dict[str, Path] = {}
     for path in sorted(folder.iterdir()):
-        if path.is_file() and path.suffix.lower() in AUDIO_SUFFIXES and not path.name.startswith("."):
+        if (path.is_file() and path.suffix.lower() in AUDIO_SUFFIXES
+                and not path.name.startswith(".")):
             files.setdefault(path.stem, path)
     return files
 
@@ -130,6 +131,15 @@ def speech_noise_items(speech_dir: str | Path, noise_dir: str | Path) -> list[di
     return items
 
 
+def _resolve(csv_path: Path, line: int, value: str, column: str) -> Path:
+    """A CSV cell -> existing file (relative paths are relative to the CSV's folder)."""
+    file = Path(value).expanduser()
+    file = file if file.is_absolute() else csv_path.parent / file
+    if not file.is_file():
+        raise UnweaveError(f"{csv_path}: line {line}, column {column}: {file} not found")
+    return file
+
+
 def csv_items(csv_path: str | Path) -> list[dict]:
     """CSV with a header row: one column per stem (paths, relative to the CSV's folder),
     plus optional ``mixture`` (or ``mix``) and ``name`` columns."""
@@ -145,20 +155,11 @@ def csv_items(csv_path: str | Path) -> list[dict]:
         items = []
         for index, row in enumerate(reader, start=2):
             row = {k.strip(): (v or "").strip() for k, v in row.items() if k is not None}
-
-            def resolve(value: str, column: str) -> Path:
-                file = Path(value).expanduser()
-                file = file if file.is_absolute() else path.parent / file
-                if not file.is_file():
-                    raise UnweaveError(f"{path}: line {index}, column {column}: "
-                                       f"{file} not found")
-                return file
-
-            stems = {c: resolve(row[c], c) for c in stem_columns if row.get(c)}
+            stems = {c: _resolve(path, index, row[c], c) for c in stem_columns if row.get(c)}
             if not stems:
                 continue
             mix_column = next((m for m in MIXTURE_NAMES if row.get(m)), None)
-            mixture = resolve(row[mix_column], mix_column) if mix_column else None
+            mixture = _resolve(path, index, row[mix_column], mix_column) if mix_column else None
             name = row.get("name") or f"row{index - 1:05d}"
             items.append(_item(name, stems, mixture))
     if not items:

@@ -14,14 +14,23 @@ import numpy as np
 from tqdm import tqdm
 
 from . import debs, sources
-from .common import (CorpusWriter, Origin, convert, normalize_loudness, rng_for, safe_name,
-                     split_for, trim_silence)
+from .common import (
+    CorpusWriter,
+    Origin,
+    convert,
+    normalize_loudness,
+    rng_for,
+    safe_name,
+    split_for,
+    trim_silence,
+)
 
 SAMPLE_RATE = 16000
 SPEECH_PACKAGES = tuple(f"asterisk-core-sounds-{lang}-g722" for lang in ("en", "es", "it", "ru"))
 NOISE_PACKAGES = ("0ad-data", "sonic-pi-samples")
 VALID_SPEAKERS = frozenset({"ru_RU_f_IvrvoiceRU"})
-SONIC_PI_NOISE = ("vinyl_hiss", "ambi_drone", "ambi_glass_hum", "ambi_haunted_hum", "ambi_soft_buzz", "ambi_sauna", "loop_3d_printer", "loop_industrial")
+SONIC_PI_NOISE = ("vinyl_hiss", "ambi_drone", "ambi_glass_hum", "ambi_haunted_hum",
+                  "ambi_soft_buzz", "ambi_sauna", "loop_3d_printer", "loop_industrial")
 SPEECH_LUFS, NOISE_LUFS = -25.0, -28.0
 MIN_SPEECH_SECONDS = 0.5
 COLOURS = {"white": 0.0, "pink": -1.0, "brown": -2.0, "blue": 1.0}

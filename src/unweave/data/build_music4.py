@@ -47,9 +47,7 @@ def choose_programs(score, stems: dict[str, list], rng, available: set[int]) -> 
         for program in programs:
             if program in mapping:
                 continue
-            if program in midi_stems.VOICE_PROGRAMS:
-                options = [p for p in SINGING_PROGRAMS if p in available]
-            elif channel in lead_channels and rng.random() < 0.5:
+            if program in midi_stems.VOICE_PROGRAMS or channel in lead_channels and rng.random() < 0.5:
                 options = [p for p in SINGING_PROGRAMS if p in available]
             else:
                 family = range(program // 8 * 8, program // 8 * 8 + 8)
@@ -111,7 +109,7 @@ def build(out: str | Path, *, cache=None, limit_minutes: float | None = None,
                           limit_minutes)
     tracks, excluded = sources.freedoom_tracks(packages["freedoom"])
     sf_package = packages["musescore-general-soundfont"]
-    sf_origin = sources._origin(sf_package, soundfont_path(sf_package).name)
+    sf_origin = sources.origin_of(sf_package, soundfont_path(sf_package).name)
     renderer = None
     for split, track, variant in tqdm(song_splits(tracks), desc="music4", disable=not progress):
         if writer.all_full():

@@ -16,8 +16,16 @@ import numpy as np
 from tqdm import tqdm
 
 from . import debs, sources
-from .common import (CorpusWriter, convert, normalize_loudness, quantize_stems, rng_for,
-                     safe_name, split_for, trim_silence)
+from .common import (
+    CorpusWriter,
+    convert,
+    normalize_loudness,
+    quantize_stems,
+    rng_for,
+    safe_name,
+    split_for,
+    trim_silence,
+)
 
 SAMPLE_RATE, CHANNELS = 44100, 2
 ITEM_SECONDS = 30.0
@@ -33,12 +41,9 @@ def _level(rng, stem: str) -> float:
     return centre + rng.uniform(-spread, spread)
 
 
-_FAILURES: list[str] = []
-
-
-def _load(clip, channels=CHANNELS) -> np.ndarray:
+def _load(clip, failures: list[str], channels=CHANNELS) -> np.ndarray:
     """Decode and convert a clip -> (channels, T); (channels, 0) if it cannot be decoded."""
-    loaded = clip.try_load(_FAILURES)
+    loaded = clip.try_load(failures)
     if loaded is None:
         return np.zeros((channels, 0), np.float32)
     return convert(loaded[0], loaded[1], SAMPLE_RATE, channels)
@@ -51,7 +56,7 @@ def _place(track: np.ndarray, audio: np.ndarray, start: int) -> None:
         track[:, start:stop] += audio[:, :stop - start]
 
 
-def speech_track(rng, pool, length: int, used: list) -> np.ndarray:
+def speech_track(rng, pool, length: int, used: list, failures: list) -> np.ndarray:
     """Dialogue: clips one after another with 0.3-3 s gaps -> (C, length)."""
     track = np.zeros((CHANNELS, length), np.float32)
     t = int(rng.uniform(0, 3) * SAMPLE_RATE)
@@ -59,7 +64,7 @@ def speech_track(rng, pool, length: int, used: list) -> np.ndarray:
     while t < length - SAMPLE_RATE // 2 and attempts < 100:
         attempts += 1
         clip = pool[rng.integers(len(pool))]
-        audio = trim_silence(_load(clip), SAMPLE_RATE)
+        audio = trim_silence(_load(clip, failures), SAMPLE_RATE)
         if audio.shape[1] < SAMPLE_RATE // 5:
             continue
         audio = normalize_loudness(audio, SAMPLE_RATE, _level(rng, "speech"))
@@ -69,12 +74,12 @@ def speech_track(rng, pool, length: int, used: list) -> np.ndarray:
     return track
 
 
-def sfx_track(rng, beds, events, length: int, used: list) -> np.ndarray:
+def sfx_track(rng, beds, events, length: int, used: list, failures: list) -> np.ndarray:
     """Effects: an optional looped ambience bed plus Poisson-many events -> (C, length)."""
     track = np.zeros((CHANNELS, length), np.float32)
     if beds and rng.random() < 0.6:
         clip = beds[rng.integers(len(beds))]
-        bed = _load(clip)
+        bed = _load(clip, failures)
         if bed.shape[1] > SAMPLE_RATE // 2:
             reps = int(np.ceil((length + bed.shape[1]) / bed.shape[1]))
             bed = np.tile(bed, (1, reps))
@@ -85,7 +90,7 @@ def sfx_track(rng, beds, events, length: int, used: list) -> np.ndarray:
             used.append(clip.origin)
     for _ in range(max(1, rng.poisson(4))):
         clip = events[rng.integers(len(events))]
-        audio = trim_silence(_load(clip), SAMPLE_RATE, threshold_db=-60)
+        audio = trim_silence(_load(clip, failures), SAMPLE_RATE, threshold_db=-60)
         if audio.shape[1] == 0:
             continue
         audio = audio[:, :int(8 * SAMPLE_RATE)]
@@ -135,11 +140,11 @@ def build(out: str | Path, *, cache=None, limit_minutes: float | None = None,
                 writer.reuse(split, f"{prefix}_{k:03d}")
                 k += 1
             continue
-        music = normalize_loudness(_load(clip), SAMPLE_RATE, LEVELS["music"][0])
+        music = normalize_loudness(_load(clip, writer.failures), SAMPLE_RATE, LEVELS["music"][0])
         music = trim_silence(music, SAMPLE_RATE, threshold_db=-50)
         if music.shape[1] < 5 * SAMPLE_RATE:
             continue
-        for k in range(max(1, int(round(music.shape[1] / length)))):
+        for k in range(max(1, round(music.shape[1] / length))):
             if writer.full(split):
                 break
             item = f"{prefix}_{k:03d}"
@@ -149,10 +154,11 @@ def build(out: str | Path, *, cache=None, limit_minutes: float | None = None,
             piece = music[:, k * length:(k + 1) * length]
             chunk[:, :piece.shape[1]] = piece
             stems = {
-                "speech": speech_track(rng, pools["speech"][split], length, used["speech"]),
+                "speech": speech_track(rng, pools["speech"][split], length, used["speech"],
+                                       writer.failures),
                 "music": chunk * np.float32(10 ** ((_level(rng, "music") + 24) / 20)),
                 "sfx": sfx_track(rng, pools["beds"][split], pools["events"][split], length,
-                                 used["sfx"]),
+                                 used["sfx"], writer.failures),
             }
             for stem, p in ABSENT.items():
                 if rng.random() < p:
@@ -160,5 +166,5 @@ def build(out: str | Path, *, cache=None, limit_minutes: float | None = None,
                     used[stem] = []
             writer.write(split, item, quantize_stems(stems),
                          {**used, "mixture": [o for v in used.values() for o in v]})
-    writer.failures.extend(dict.fromkeys(_FAILURES))
+    writer.failures[:] = list(dict.fromkeys(writer.failures))
     return writer.finish({"item_seconds": ITEM_SECONDS, "levels_lufs": LEVELS})

@@ -17,8 +17,15 @@ from tqdm import tqdm
 
 from . import debs, sources
 from .build_music4 import VALID_FRACTION, render_song, song_splits, soundfont_path
-from .common import (CorpusWriter, convert, loudness, quantize_stems, rng_for, split_for,
-                     trim_silence)
+from .common import (
+    CorpusWriter,
+    convert,
+    loudness,
+    quantize_stems,
+    rng_for,
+    split_for,
+    trim_silence,
+)
 from .render import FluidRenderer
 from .singing import clip_stream, sing
 
@@ -69,7 +76,7 @@ def build(out: str | Path, *, cache=None, limit_minutes: float | None = None,
     tracks, excluded = sources.freedoom_tracks(packages["freedoom"])
     pools = speech_pools(packages)
     sf_package = packages["musescore-general-soundfont"]
-    sf_origin = sources._origin(sf_package, soundfont_path(sf_package).name)
+    sf_origin = sources.origin_of(sf_package, soundfont_path(sf_package).name)
     renderer = None
     for split, track, variant in tqdm(song_splits(tracks), desc="vocals", disable=not progress):
         if writer.all_full():

@@ -45,7 +45,7 @@ def _signal_issues(audio: np.ndarray, path: Path, root: Path, *, silent_is_probl
 def _read(path: Path) -> tuple[np.ndarray | None, int, str | None]:
     try:
         audio, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    except Exception as exc:  # soundfile raises RuntimeError/LibsndfileError
+    except Exception as exc:  # noqa: BLE001 - libsndfile errors vary; reported, not raised
         return None, 0, f"cannot read ({exc})"
     return audio, rate, None
 
@@ -74,10 +74,12 @@ def check_item(folder: Path, root: Path, expected: dict, tolerance: float
         return problems, warnings
     want_rate, want_channels = expected.get("sample_rate"), expected.get("channels")
     if len(set(rates.values())) > 1 or (want_rate and set(rates.values()) != {want_rate}):
-        problems.append(_issue("rate", folder, root, ", ".join(
-            f"{s}={r}" for s, r in rates.items()) + (f" (expected {want_rate})" if want_rate else "")))
+        detail = ", ".join(f"{s}={r}" for s, r in rates.items())
+        problems.append(_issue("rate", folder, root, detail + (
+            f" (expected {want_rate})" if want_rate else "")))
     channels = {s: shape[1] for s, shape in shapes.items()}
-    if len(set(channels.values())) > 1 or (want_channels and set(channels.values()) != {want_channels}):
+    counts = set(channels.values())
+    if len(counts) > 1 or (want_channels and counts != {want_channels}):
         problems.append(_issue("channels", folder, root, ", ".join(
             f"{s}={c}" for s, c in channels.items())))
     lengths = {s: shape[0] for s, shape in shapes.items()}
@@ -102,7 +104,8 @@ def check_pool_file(path: Path, root: Path, expected: dict) -> tuple[list[dict],
         return [_issue("unreadable", path, root, error)], []
     problems, warnings = _signal_issues(data, path, root, silent_is_problem=True)
     if expected.get("sample_rate") and rate != expected["sample_rate"]:
-        problems.append(_issue("rate", path, root, f"{rate} Hz, expected {expected['sample_rate']}"))
+        problems.append(_issue("rate", path, root,
+                               f"{rate} Hz, expected {expected['sample_rate']}"))
     if expected.get("channels") and data.shape[1] != expected["channels"]:
         problems.append(_issue("channels", path, root,
                                f"{data.shape[1]} channels, expected {expected['channels']}"))
@@ -150,8 +153,8 @@ def check_corpus(root: str | Path, tolerance: float = DEFAULT_TOLERANCE) -> dict
 
 def format_report(report: dict, max_rows: int = 40) -> str:
     """Human-readable table of a check report."""
-    lines = [f"{report['dir']}: task {report['task'] or '?'}, {report['items']} items, "
-             f"{report['files']} files"]
+    lines = [(f"{report['dir']}: task {report['task'] or '?'}, {report['items']} items, "
+              f"{report['files']} files")]
     rows = [("problem", *(p[k] for k in ("kind", "path", "detail"))) for p in report["problems"]]
     rows += [("warning", *(w[k] for k in ("kind", "path", "detail"))) for w in report["warnings"]]
     if rows:

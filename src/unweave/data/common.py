@@ -73,7 +73,7 @@ def normalize_loudness(audio: np.ndarray, sample_rate: int, target_lufs: float,
 
 def trim_silence(audio: np.ndarray, sample_rate: int, threshold_db: float = -45.0,
                  pad_seconds: float = 0.05) -> np.ndarray:
-    """Cut leading/trailing parts quieter than ``threshold_db`` below the peak: (C, T) -> (C, T')."""
+    """Cut leading/trailing parts ``threshold_db`` below the peak: (C, T) -> (C, T')."""
     frame = max(1, int(0.01 * sample_rate))
     n = audio.shape[1] // frame
     if n == 0:

@@ -62,7 +62,7 @@ def _find_deb(deb_dir: Path, name: str) -> Path | None:
 
 def _run(cmd: list[str], cwd: Path | None, what: str) -> subprocess.CompletedProcess:
     try:
-        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False)
     except FileNotFoundError:
         raise UnweaveError(f"{what}: '{cmd[0]}' is not available on this system "
                            "(building corpora needs Debian's apt-get and dpkg-deb)") from None

@@ -2,8 +2,8 @@
 
 Stem of a note: MIDI channel 10 (index 9) -> drums; GM programs 32-39 -> bass; voice/choir
 programs (52-54 choir/voice, 85 voice lead) -> vocals; everything else -> other. When voice
-programs sound for less than a quarter of the file, its lead melody line (the most melodic, mostly monophonic, high and
-busy non-drum, non-bass channel) becomes the vocals stem.
+programs sound for less than a quarter of the file, its lead melody line (the most melodic,
+mostly monophonic, high and busy non-drum, non-bass channel) becomes the vocals stem.
 
 Times are seconds after a tempo factor (> 1 plays faster); pitches are transposed (except
 drums). Events are ``(time_seconds, kind, args)`` with kinds ``on (ch, key, vel)``,
@@ -52,7 +52,7 @@ def parse_midi(data: bytes, *, tempo_factor: float = 1.0, transpose: int = 0,
 
     try:
         midi = mido.MidiFile(file=io.BytesIO(data))
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - mido raises many types on corrupt files
         raise UnweaveError(f"{name}: cannot parse MIDI ({exc})") from None
     now = 0.0
     program = defaultdict(int)

@@ -72,12 +72,12 @@ class FluidRenderer:
         """
         programs = dict(programs or {})
         self._reset(programs, reverb)
-        total = int(round((duration + tail_seconds) * self.sample_rate))
+        total = round((duration + tail_seconds) * self.sample_rate)
         out = np.zeros(2 * total, np.int16)
         pos = 0
         synth = self.synth
         for time, kind, args in events:
-            target = min(total, int(round(time * self.sample_rate)))
+            target = min(total, round(time * self.sample_rate))
             if target > pos:
                 out[2 * pos:2 * target] = self._pull(target - pos)
                 pos = target

@@ -7,7 +7,7 @@ breath while its voiced frames follow the notes (with vibrato), phrase by phrase
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -64,7 +64,7 @@ def sing_phrase(speech: np.ndarray, sample_rate: int, phrase, shift: int, rng,
     sp = pw.cheaptrick(x, f0, t, sample_rate)
     ap = pw.d4c(x, f0, t, sample_rate)
     start, end = phrase[0][0], phrase[-1][1]
-    n_out = max(1, int(round((end - start) * 1000 / FRAME_MS)))
+    n_out = max(1, round((end - start) * 1000 / FRAME_MS))
     idx = np.minimum((np.arange(n_out) / stretch).astype(int), len(f0) - 1)
     voiced = f0[idx] > 0
     new_f0 = np.where(voiced, _target_f0(phrase, n_out, start, shift, rng), 0.0)
@@ -95,7 +95,7 @@ def sing(line: list[tuple[float, float, int]], duration: float,
 
     ``speech_stream`` yields trimmed mono speech clips at ``sample_rate`` (one speaker).
     """
-    out = np.zeros(int(round(duration * sample_rate)) + 1, np.float32)
+    out = np.zeros(round(duration * sample_rate) + 1, np.float32)
     if not line:
         return out
     buffer = np.zeros(0, np.float32)
@@ -112,7 +112,7 @@ def sing(line: list[tuple[float, float, int]], duration: float,
             speaker_key = median_key(segment, sample_rate) or 60.0
         shift = int(12 * round((speaker_key + 4 - line_key) / 12))
         y = sing_phrase(segment, sample_rate, phrase, shift, rng, stretch)
-        start = int(round(phrase[0][0] * sample_rate))
+        start = round(phrase[0][0] * sample_rate)
         stop = min(out.size, start + y.size)
         out[start:stop] += y[:stop - start]
     return out

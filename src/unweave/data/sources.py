@@ -9,9 +9,9 @@ dialogue, a track, or a file.
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -48,7 +48,8 @@ class Clip:
         return audio, sr
 
 
-def _origin(pkg: Package, file: str) -> Origin:
+def origin_of(pkg: Package, file: str) -> Origin:
+    """Provenance of ``file`` (a path or member) inside a package."""
     return Origin(pkg.name, pkg.version, pkg.license, file)
 
 
@@ -70,7 +71,7 @@ def asterisk_clips(pkg: Package) -> list[Clip]:
         speaker = rel.parts[0]
         if "silence" in rel.parts:
             continue
-        clips.append(Clip(str(rel.with_suffix("")), speaker, _origin(pkg, str(rel)),
+        clips.append(Clip(str(rel.with_suffix("")), speaker, origin_of(pkg, str(rel)),
                           lambda p=path: codec.decode_g722(p.read_bytes(), name=str(p))))
     return clips
 
@@ -83,7 +84,7 @@ def queen_clips(pkg: Package) -> list[Clip]:
     clips = []
     for entry in queen.speech_entries(entries):
         clips.append(Clip(entry.name, f"queen:{entry.name[:2]}",
-                          _origin(pkg, f"queen.1c:{entry.name}"),
+                          origin_of(pkg, f"queen.1c:{entry.name}"),
                           lambda e=entry: codec.decode_bytes(queen.entry_bytes(data, e),
                                                              format="mp3", name=e.name)))
     return clips
@@ -102,7 +103,7 @@ def sky_clips(pkg: Package) -> list[Clip]:
             raise UnweaveError(f"sky.dsk file {number}: empty speech clip")
         return codec.pcm_u8_to_float(pcm), sky.SPEECH_SAMPLE_RATE
 
-    return [Clip(str(n), f"sky:{(n - sky.SPEECH_FIRST) // 1000}", _origin(pkg, f"sky.dsk:{n}"),
+    return [Clip(str(n), f"sky:{(n - sky.SPEECH_FIRST) // 1000}", origin_of(pkg, f"sky.dsk:{n}"),
                  lambda n=n: load(n)) for n in sky.speech_numbers(index)]
 
 
@@ -113,7 +114,7 @@ def zero_ad_clips(pkg: Package, group: str) -> list[Clip]:
     def load(member: str):
         return codec.decode_bytes(archive.read(member), name=member)
 
-    return [Clip(Path(m).stem, f"0ad:{m}", _origin(pkg, f"public.zip:{m}"),
+    return [Clip(Path(m).stem, f"0ad:{m}", origin_of(pkg, f"public.zip:{m}"),
                  lambda m=m: load(m)) for m in zero_ad.list_members(archive, group)]
 
 
@@ -132,7 +133,7 @@ def file_clips(pkg: Package, pattern: str, exclude: tuple[str, ...] = ()) -> lis
         if any(word in path.name for word in exclude) or not path.is_file():
             continue
         rel = str(path.relative_to(pkg.root))
-        clips.append(Clip(path.stem, f"{pkg.name}:{rel}", _origin(pkg, rel),
+        clips.append(Clip(path.stem, f"{pkg.name}:{rel}", origin_of(pkg, rel),
                           lambda p=path: load(p)))
     return clips
 
@@ -158,5 +159,5 @@ def freedoom_tracks(pkg: Package) -> tuple[list[MidiTrack], list[str]]:
                 continue
             seen.add(digest)
             tracks.append(MidiTrack(label.replace(":", "_"), midi, digest,
-                                    _origin(pkg, f"{wad_path.name}:{lump}")))
+                                    origin_of(pkg, f"{wad_path.name}:{lump}")))
     return tracks, excluded

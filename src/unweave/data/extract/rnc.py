@@ -55,7 +55,7 @@ def crc16(data: bytes) -> int:
 class _BitReader:
     """LSB-first bits from 16-bit little-endian words, loaded when needed."""
 
-    __slots__ = ("data", "pos", "buf", "count")
+    __slots__ = ("buf", "count", "data", "pos")
 
     def __init__(self, data: bytes, pos: int):
         self.data, self.pos, self.buf, self.count = data, pos, 0, 0
@@ -174,7 +174,8 @@ def unpack(packed: bytes, *, check_crc: bool = True, name: str = "<rnc>") -> byt
     except (ValueError, IndexError) as exc:
         raise UnweaveError(f"{name}: corrupt RNC stream ({exc})") from None
     if len(out) < unpacked_length:
-        raise UnweaveError(f"{name}: RNC stream ended early ({len(out)} of {unpacked_length} bytes)")
+        raise UnweaveError(f"{name}: RNC stream ended early "
+                           f"({len(out)} of {unpacked_length} bytes)")
     result = bytes(out[:unpacked_length])
     if check_crc and crc16(result) != crc_unpacked:
         raise UnweaveError(f"{name}: RNC unpacked-data CRC mismatch")
