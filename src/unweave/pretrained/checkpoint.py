@@ -35,20 +35,10 @@ def model_kwargs(model: nn.Module) -> dict[str, Any]:
     return dict(kwargs)
 
 
-def save_checkpoint(
-    model: nn.Module, path: str | os.PathLike, *, arch: str, meta: dict | None = None,
-    state_dict: dict | None = None,
-) -> Path:
-    """Write ``model`` as a plain-data checkpoint at ``path`` atomically; returns the path."""
+def atomic_torch_save(payload: Any, path: str | os.PathLike) -> Path:
+    """``torch.save`` to a temp file beside ``path``, then rename (never a half-written file)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {
-        "format_version": FORMAT_VERSION,
-        "arch": arch,
-        "kwargs": model_kwargs(model),
-        "state_dict": {k: v.detach().cpu() for k, v in (state_dict or model.state_dict()).items()},
-        "meta": dict(meta or {}),
-    }
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
@@ -58,6 +48,21 @@ def save_checkpoint(
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def save_checkpoint(
+    model: nn.Module, path: str | os.PathLike, *, arch: str, meta: dict | None = None,
+    state_dict: dict | None = None,
+) -> Path:
+    """Write ``model`` as a plain-data checkpoint at ``path`` atomically; returns the path."""
+    payload = {
+        "format_version": FORMAT_VERSION,
+        "arch": arch,
+        "kwargs": model_kwargs(model),
+        "state_dict": {k: v.detach().cpu() for k, v in (state_dict or model.state_dict()).items()},
+        "meta": dict(meta or {}),
+    }
+    return atomic_torch_save(payload, path)
 
 
 def read_checkpoint(path: str | os.PathLike, *, sha256: str | None = None) -> dict[str, Any]:
