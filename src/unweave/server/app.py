@@ -11,10 +11,10 @@ import asyncio
 import contextlib
 import hmac
 import logging
+import threading
 from importlib import resources
 from pathlib import Path
 
-import anyio
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
@@ -59,10 +59,21 @@ def _validation_detail(exc: RequestValidationError) -> str:
 async def _expiry_loop(jobs: JobManager, interval: float) -> None:
     while True:
         try:
-            await anyio.to_thread.run_sync(jobs.cleanup_expired)
+            await jobs.run(jobs.cleanup_expired)
         except Exception:  # keep the loop alive; the next round retries
             log.exception("expiry cleanup failed")
         await asyncio.sleep(interval)
+
+
+async def _warm_up(app: FastAPI) -> None:
+    """Import the audio stack and list the models in the background right after startup,
+    so the first uploads do not each wait for torch to load."""
+    from .routes import load_models
+
+    try:
+        await load_models(app)
+    except Exception:  # the first request retries and reports the error
+        log.exception("listing the models failed")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -72,15 +83,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
         jobs: JobManager = app.state.jobs
-        await anyio.to_thread.run_sync(jobs.start)
-        expiry = asyncio.create_task(_expiry_loop(jobs, settings.cleanup_interval_seconds))
+        jobs.start()  # quick (rows and folders); nothing is served before it returns
+        tasks = [asyncio.create_task(_expiry_loop(jobs, settings.cleanup_interval_seconds)),
+                 asyncio.create_task(_warm_up(app))]  # fmt: skip
         try:
             yield
         finally:
-            expiry.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await expiry
-            await anyio.to_thread.run_sync(jobs.stop)
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            jobs.stop()  # joins the worker and I/O threads
 
     app = FastAPI(
         title="unweave",
@@ -91,7 +104,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.jobs = JobManager(settings)
-    app.state.models = None  # filled on first use (building the list imports torch)
+    app.state.models = None  # filled at startup or first use (building the list imports torch)
+    app.state.models_lock = threading.Lock()
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

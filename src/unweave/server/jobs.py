@@ -7,10 +7,15 @@ again and leftovers of interrupted work are removed; ``cleanup_expired()`` delet
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 import shutil
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from .files import JobFiles
 from .settings import Settings
@@ -28,7 +33,19 @@ class JobManager:
         self.files = JobFiles(settings.data_dir)
         self.store = JobStore(self.files.db_path)
         self.pool = WorkerPool(settings, self.store, self.files)
+        self._io: ThreadPoolExecutor | None = None
         self.started = False
+
+    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run blocking ``fn(*args)`` (probing, zipping, remixing, ...) off the event loop.
+
+        These threads belong to the app and are joined by ``stop()``: a thread that used torch
+        and is still alive when the interpreter exits makes it abort ("terminate called").
+        """
+        if self._io is None:
+            self._io = ThreadPoolExecutor(max_workers=4, thread_name_prefix="unweave-io")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._io, functools.partial(fn, *args))
 
     # --- life cycle ----------------------------------------------------------------------
     def start(self) -> None:
@@ -56,9 +73,13 @@ class JobManager:
         self.started = True
 
     def stop(self) -> None:
+        """Stop the workers (running jobs go back to the queue) and join every thread."""
         if self.started:
             self.pool.stop()
             self.started = False
+        if self._io is not None:
+            self._io.shutdown(wait=True, cancel_futures=True)
+            self._io = None
         self.store.close()
 
     # --- operations used by the HTTP layer -----------------------------------------------

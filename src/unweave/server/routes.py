@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import anyio
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
@@ -77,15 +76,25 @@ def job_info(job: Job) -> JobInfo:
     )  # fmt: skip
 
 
-async def _models(request: Request) -> list[dict]:
-    state = request.app.state
-    if state.models is None:
-        from ..pretrained.catalog import list_models
+def _list_models_once(state) -> list[dict]:
+    with state.models_lock:  # a threading.Lock: concurrent first requests list once
+        if state.models is None:
+            from ..pretrained.catalog import list_models
 
-        rows = await anyio.to_thread.run_sync(list_models)
-        allowed = state.settings.models
-        state.models = [r for r in rows if allowed is None or r["name"] in allowed]
+            allowed = state.settings.models
+            state.models = [r for r in list_models() if allowed is None or r["name"] in allowed]
     return state.models
+
+
+async def load_models(app) -> list[dict]:
+    """The offered models (catalog rows), listed once per app, in a thread."""
+    if app.state.models is not None:
+        return app.state.models
+    return await app.state.jobs.run(_list_models_once, app.state)
+
+
+async def _models(request: Request) -> list[dict]:
+    return await load_models(request.app)
 
 
 def _default_model(settings, models: list[dict]) -> str | None:
@@ -165,7 +174,7 @@ def build_router() -> APIRouter:
         upload = _jobs(request).files.upload(f"{job_id}{upload_suffix(filename)}")
         part.rename(upload)
         try:
-            duration = await anyio.to_thread.run_sync(media.probe, upload)
+            duration = await _jobs(request).run(media.probe, upload)
         except UnweaveError as exc:
             upload.unlink(missing_ok=True)
             message = str(exc).replace(str(upload), filename)
@@ -236,19 +245,17 @@ def build_router() -> APIRouter:
         job = _done_or_409(_job_or_404(request, job_id))
         jobs = _jobs(request)
         dest = jobs.files.job_dir(job.id) / "stems.zip"
-        await anyio.to_thread.run_sync(media.build_zip, jobs.stem_paths(job), _stem_base(job),
-                                       dest)  # fmt: skip
+        await jobs.run(media.build_zip, jobs.stem_paths(job), _stem_base(job), dest)
         return FileResponse(dest, media_type="application/zip",
                             filename=f"{_stem_base(job)} - stems.zip")  # fmt: skip
 
     @api.get("/jobs/{job_id}/peaks", response_model=Peaks, summary="Waveform peaks per stem")
     async def get_peaks(request: Request, job_id: str) -> Response:
         job = _done_or_409(_job_or_404(request, job_id))
-        path = _jobs(request).files.peaks(job.id)
+        jobs = _jobs(request)
+        path = jobs.files.peaks(job.id)
         if not path.is_file():
-            jobs = _jobs(request)
-            await anyio.to_thread.run_sync(media.write_peaks, jobs.stem_paths(job),
-                                           jobs.settings.peaks_bins, path)  # fmt: skip
+            await jobs.run(media.write_peaks, jobs.stem_paths(job), jobs.settings.peaks_bins, path)
         return Response(path.read_bytes(), media_type="application/json")
 
     @api.post("/jobs/{job_id}/remix", summary="Render the stems mixed at the given gains",
@@ -262,8 +269,7 @@ def build_router() -> APIRouter:
         jobs = _jobs(request)
         dest = jobs.files.job_dir(job.id) / f".remix-{new_job_id()}.wav"
         try:
-            await anyio.to_thread.run_sync(media.render_remix, jobs.stem_paths(job), body.gains,
-                                           dest)  # fmt: skip
+            await jobs.run(media.render_remix, jobs.stem_paths(job), body.gains, dest)
         except BaseException:
             dest.unlink(missing_ok=True)
             raise
@@ -279,7 +285,7 @@ def build_router() -> APIRouter:
     @api.delete("/jobs/{job_id}", status_code=204, summary="Delete a job and its files")
     async def delete(request: Request, job_id: str) -> Response:
         job = _job_or_404(request, job_id)
-        await anyio.to_thread.run_sync(_jobs(request).delete, job.id)
+        await _jobs(request).run(_jobs(request).delete, job.id)
         return Response(status_code=204)
 
     return api

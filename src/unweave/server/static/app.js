@@ -150,14 +150,14 @@
     pill.className = "pill " + job.status;
     $("job-error").textContent = job.error || "";
     $("cancel").hidden = TERMINAL.has(job.status) || job.status === "uploading";
-    setProgress(job.progress, job.stage, job.eta_seconds);
+    setProgress(job.progress, job.stage, job.eta_seconds, !TERMINAL.has(job.status));
   }
 
-  function setProgress(fraction, stage, eta) {
+  function setProgress(fraction, stage, eta, showPercent = true) {
     const pct = Math.round(Math.max(0, Math.min(1, fraction || 0)) * 100);
     $("progress-bar").style.width = pct + "%";
     $("progress").setAttribute("aria-valuenow", pct);
-    $("stage").textContent = `${stage || ""}${stage && !/%$/.test(stage) ? ` · ${pct} %` : ""}`;
+    $("stage").textContent = `${stage || ""}${showPercent && stage && !/%$/.test(stage) ? ` · ${pct} %` : ""}`;
     $("eta").textContent = eta != null ? `about ${formatTime(eta)} left` : "";
   }
 
