@@ -99,5 +99,5 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from ..train.trainer import Trainer
 
-    Trainer(config, resume=args.resume).run()
-    return 0
+    result = Trainer(config, resume=args.resume).run()
+    return 143 if result["stopped"] else 0  # stopped by SIGTERM: checkpointed, not finished

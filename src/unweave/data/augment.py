@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
+from scipy.fft import next_fast_len
 
 
 def _uniform(shape, low: float, high: float, generator, device) -> torch.Tensor:
@@ -66,7 +67,7 @@ def random_eq(stems: torch.Tensor, sample_rate: int, prob: float, max_db: float 
     """
     batch, num_sources, _, length = stems.shape
     pad = min(length, 4096)
-    n_fft = length + pad
+    n_fft = next_fast_len(length + pad)
     freqs = torch.fft.rfftfreq(n_fft, 1 / sample_rate).clamp_min(20.0).log2()  # (F,)
     shape = (batch, num_sources, 1)
 
@@ -78,12 +79,15 @@ def random_eq(stems: torch.Tensor, sample_rate: int, prob: float, max_db: float 
     curve_db = (draw(-max_db, max_db) * torch.sigmoid(4 * (low_fc - freqs))
                 + draw(-max_db, max_db) * torch.sigmoid(4 * (freqs - high_fc))
                 + draw(-max_db, max_db) * torch.exp(-0.5 * ((freqs - peak_fc) / peak_bw) ** 2))
-    gain = (10 ** (curve_db / 20)).to(stems.device)  # (B, S, F)
-    spec = torch.fft.rfft(F.pad(stems.float(), (0, pad)), n=n_fft)  # (B, S, C, F)
-    out = torch.fft.irfft(spec * gain[:, :, None], n=n_fft)[..., :length].to(stems.dtype)
     use = _coin(stems.shape[:2], prob, generator, stems.device)
     use &= _source_mask(sources, only, num_sources, stems.device)
-    return torch.where(use[..., None, None], out, stems)
+    if not use.any():
+        return stems
+    gain = (10 ** (curve_db / 20)).to(stems.device)[use]  # (K, F): the chosen sources only
+    spec = torch.fft.rfft(F.pad(stems[use].float(), (0, pad)), n=n_fft)  # (K, C, F)
+    out = stems.clone()
+    out[use] = torch.fft.irfft(spec * gain[:, None], n=n_fft)[..., :length].to(stems.dtype)
+    return out
 
 
 def synthetic_reverb(stems: torch.Tensor, sample_rate: int, prob: float,
@@ -106,16 +110,20 @@ def synthetic_reverb(stems: torch.Tensor, sample_rate: int, prob: float,
     drr_db = _uniform((batch, num_sources, 1, 1), 0.0, 12.0, generator, "cpu")
     tail = tail / tail.pow(2).sum(-1, keepdim=True).sqrt().clamp_min(1e-8) * 10 ** (-drr_db / 20)
     tail[..., 0] = 1.0
-    ir = tail.to(stems.device)
-    n_fft = length + ir_length
-    wet = torch.fft.irfft(torch.fft.rfft(stems.float(), n=n_fft) * torch.fft.rfft(ir, n=n_fft),
-                          n=n_fft)[..., :length]
-    e_in = stems.float().pow(2).sum((-2, -1), keepdim=True)
-    e_out = wet.pow(2).sum((-2, -1), keepdim=True).clamp_min(1e-12)
-    wet = (wet * (e_in / e_out).sqrt()).to(stems.dtype)
     use = _coin(stems.shape[:2], prob, generator, stems.device)
     use &= _source_mask(sources, only, num_sources, stems.device)
-    return torch.where(use[..., None, None], wet, stems)
+    if not use.any():
+        return stems
+    ir = tail.to(stems.device)[use]  # (K, C, ir_length): the chosen sources only
+    dry = stems[use].float()  # (K, C, T)
+    n_fft = next_fast_len(length + ir_length)
+    wet = torch.fft.irfft(torch.fft.rfft(dry, n=n_fft) * torch.fft.rfft(ir, n=n_fft),
+                          n=n_fft)[..., :length]
+    e_in = dry.pow(2).sum((-2, -1), keepdim=True)
+    e_out = wet.pow(2).sum((-2, -1), keepdim=True).clamp_min(1e-12)
+    out = stems.clone()
+    out[use] = (wet * (e_in / e_out).sqrt()).to(stems.dtype)
+    return out
 
 
 def speed_shift_crop(stems: torch.Tensor, length: int, max_speed: float = 0.0,

@@ -56,9 +56,7 @@ class Clip:
             (2 * info.frames * sample_rate + info.samplerate) // (2 * info.samplerate))
         clip = cls(path=str(path), frames=frames, sample_rate=sample_rate,
                    file_rate=info.samplerate, channels=info.channels)
-        # Short clips at another rate are resampled once rather than per window.
-        short = info.frames < 60 * info.samplerate
-        if preload or (info.samplerate != sample_rate and short):
+        if preload:
             clip.data = _decode(path, info, sample_rate)
         return clip
 
@@ -144,7 +142,10 @@ def open_corpus(root: str | Path, sample_rate: int, *, memory_mb: float = 2048.0
     if not root.is_dir():
         raise UnweaveError(f"{root}: corpus not found (a folder or a training pack)")
     meta = read_meta(root)
-    wavs = {s: sorted((root / s).glob("*/*.wav")) for s in splits}
+    # Hidden files are a builder's temporary outputs (".tmp-*.wav"), not corpus audio.
+    wavs = {s: sorted(f for f in (root / s).glob("*/*.wav")
+                      if not f.name.startswith(".") and not f.parent.name.startswith("."))
+            for s in splits}
     total = 0
     for files in wavs.values():
         for f in files:
@@ -166,6 +167,13 @@ def open_corpus(root: str | Path, sample_rate: int, *, memory_mb: float = 2048.0
                     f, sample_rate, preload)
         corpus.tracks[split] = [Track(n, stems) for n, stems in sorted(by_item.items())]
     return corpus
+
+
+def _spread(items: list, count: int) -> list:
+    """``count`` items evenly spaced over ``items`` (all of them if there are fewer)."""
+    if count >= len(items):
+        return list(items)
+    return [items[i] for i in np.linspace(0, len(items) - 1, num=max(count, 1)).round().astype(int)]
 
 
 def _as_corpus(root, sample_rate: int, memory_mb: float) -> Corpus:
@@ -227,10 +235,10 @@ class StemsDataset(torch.utils.data.Dataset):
         return torch.from_numpy(out)
 
     def valid_items(self, max_items: int, segment_seconds: float) -> list[tuple[str, torch.Tensor]]:
-        """Deterministic validation examples: the centre ``segment_seconds`` of each track
-        (the whole track for 0), at most ``max_items``: ``[(name, (S, C, T))]``."""
+        """Deterministic validation examples: the centre ``segment_seconds`` (the whole track
+        for 0) of ``max_items`` tracks spread over the sorted list: ``[(name, (S, C, T))]``."""
         items = []
-        for tr in self.tracks[:max_items]:
+        for tr in _spread(self.tracks, max_items):
             length = tr.frames if segment_seconds <= 0 else min(
                 tr.frames, int(segment_seconds * self.sample_rate))
             start = (tr.frames - length) // 2
@@ -291,14 +299,14 @@ class SpeechNoiseDataset(torch.utils.data.Dataset):
         return torch.from_numpy(self._example(rng, speech, noise, self.length, snr, level))
 
     def valid_items(self, max_items: int, segment_seconds: float) -> list[tuple[str, torch.Tensor]]:
-        """Deterministic pairs: speech clip i with noise clip i mod #noise, SNRs spread evenly
-        over ``snr_db``; whole speech clips (or their first ``segment_seconds``)."""
+        """Deterministic pairs: ``max_items`` speech clips spread over the (sorted) list, the
+        i-th with noise clip i mod #noise at SNRs spread evenly over ``snr_db``; whole clips or
+        their first ``segment_seconds`` (padded noise windows are random but seeded)."""
         items = []
-        count = min(max_items, len(self.speech))
-        snrs = np.linspace(*self.snr_db, num=max(count, 1))
-        for i in range(count):
+        chosen = _spread(self.speech, max_items)
+        snrs = np.linspace(*self.snr_db, num=max(len(chosen), 1))
+        for i, speech in enumerate(chosen):
             rng = np.random.default_rng([self.seed, 10**6 + i])
-            speech = self.speech[i]
             length = speech.frames if segment_seconds <= 0 else min(
                 speech.frames, int(segment_seconds * self.sample_rate))
             level = float(np.mean(self.level_db))

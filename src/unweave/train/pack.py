@@ -39,19 +39,29 @@ def _encode(wav: np.ndarray, sample_rate: int) -> bytes:
     return buf.getvalue()
 
 
-def _units(corpus: Corpus, split: str) -> list[tuple[str, str, dict[str, Clip]]]:
-    """Packable units of a split: ``(kind, item, {name: clip})`` (a track, or one clip)."""
+Unit = tuple[str, str, dict[str, Clip]]  # (kind, item, {name: clip}): a track or one clip
+
+
+def _units(corpus: Corpus, split: str) -> list[list[Unit]]:
+    """Packable units of a split, one list per kind (speech and noise for denoise corpora)."""
     if corpus.is_denoise:
-        speech = [("speech", Path(c.path).stem, {Path(c.path).stem: c})
-                  for c in corpus.speech.get(split, [])]
-        noise = [("noise", Path(c.path).stem, {Path(c.path).stem: c})
-                 for c in corpus.noise.get(split, [])]
-        # Interleave so that a budget cut keeps both speech and noise.
-        out = []
-        for i in range(max(len(speech), len(noise))):
-            out += speech[i:i + 1] + noise[i:i + 1]
-        return out
-    return [("stem", t.name, t.stems) for t in corpus.tracks.get(split, [])]
+        return [[(kind, Path(c.path).stem, {Path(c.path).stem: c})
+                 for c in getattr(corpus, kind).get(split, [])] for kind in ("speech", "noise")]
+    return [[("stem", t.name, t.stems) for t in corpus.tracks.get(split, [])]]
+
+
+def _order(groups: list[list[Unit]], rng: np.random.Generator, cap: int) -> list[Unit]:
+    """Shuffle each kind, then merge them so that every prefix holds about as many seconds of
+    each kind (a budget cut keeps noise as well as speech); ``cap`` = frames kept per unit."""
+    queues = [[g[i] for i in rng.permutation(len(g))] for g in groups]
+    seconds = [0] * len(queues)
+    out: list[Unit] = []
+    while any(queues):
+        k = min((i for i, q in enumerate(queues) if q), key=lambda i: seconds[i])
+        unit = queues[k].pop(0)
+        seconds[k] += min(cap, max(c.frames for c in unit[2].values()))
+        out.append(unit)
+    return out
 
 
 def write_pack(corpus_dir: str | Path, out_path: str | Path, *, max_mb: float = 60.0,
@@ -70,20 +80,20 @@ def write_pack(corpus_dir: str | Path, out_path: str | Path, *, max_mb: float = 
         clips += [c for s in corpus.speech.values() for c in s]
         channels = max((c.channels for c in clips), default=1)
     budget = int(max_mb * 2**20 * 0.98) - 4096
-    units = {s: _units(corpus, s) for s in ("train", "valid")}
-    if not units["train"]:
+    groups = {s: _units(corpus, s) for s in ("train", "valid")}
+    if not any(groups["train"]):
         raise UnweaveError(f"{corpus_dir}: no training items found")
     rng = np.random.default_rng(seed)
-    order = rng.permutation(len(units["train"]))
-    units["train"] = [units["train"][i] for i in order]
     if seconds_per_track is None:
-        # Estimate FLAC bytes per second from the first training unit, spread the budget.
-        kind, item, clips = units["train"][0]
+        # Estimate FLAC bytes per second from one training unit, spread the budget.
+        kind, item, clips = next(g for g in groups["train"] if g)[0]
         probe = min(max(c.frames for c in clips.values()), 10 * sample_rate)
         size = sum(len(_encode(c.read(0, probe, channels), sample_rate)) for c in clips.values())
         per_second = max(size / (probe / sample_rate), 1.0)
-        count = len(units["train"]) + len(units["valid"])
+        count = sum(len(g) for split in groups.values() for g in split)
         seconds_per_track = max(10.0, budget / per_second / count)
+    cap = int(seconds_per_track * sample_rate)
+    units = {s: _order(g, rng, cap) for s, g in groups.items()}
     entries, blobs, used, kept = [], [], 0, {"train": 0, "valid": 0}
     for split, limit in (("valid", budget // 4), ("train", budget)):
         split_used = 0

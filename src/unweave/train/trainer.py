@@ -35,6 +35,7 @@ from .. import losses
 from ..data.augment import Augmenter
 from ..data.dataset import make_dataset, open_corpus
 from ..errors import UnweaveError
+from ..metrics.sdr import mdx_sdr, si_sdr
 from ..pretrained.checkpoint import read_checkpoint, save_checkpoint
 from ..registry import build_model, build_tiny
 from . import distributed as dist_utils
@@ -294,7 +295,8 @@ class Trainer:
 
     @torch.no_grad()
     def validate(self) -> dict:
-        """Loss, SDR and SI-SDR (dB, per source and mean) of the exported weights."""
+        """Loss, SDR (MDX utterance SDR) and SI-SDR (dB, per source and their mean) of the
+        exported weights on the validation items; silent references are left out."""
         if not self.valid_items:
             return {}
         if not hasattr(self, "_eval_model"):
@@ -311,8 +313,9 @@ class Trainer:
                 est = model(mix).float()
             sums.setdefault("loss", []).append(float(self.loss_fn(est, target, mix)))
             silent = target.pow(2).mean((-2, -1))[0] < 1e-8  # (S,): skip absent sources
-            sisdr = losses.si_sdr(est, target).mean(-1)[0]  # (S,), mean over channels
-            sdr = losses.snr(est, target).mean(-1)[0]
+            # As ``unweave evaluate``: SI-SDR per channel averaged, MDX SDR over (C, T).
+            sisdr = si_sdr(target, est).mean(-1)[0]  # (S,)
+            sdr = mdx_sdr(target, est, dim=(-2, -1))[0]  # (S,)
             for s, name in enumerate(self.sources):
                 if not silent[s]:
                     sums.setdefault(f"si_sdr/{name}", []).append(float(sisdr[s]))
@@ -345,7 +348,8 @@ class Trainer:
         self._stop_reason = f"signal {signum}"
 
     def run(self) -> dict:
-        """Train to ``train.steps``; returns ``{"step", "best", "best_step", "valid"}``."""
+        """Train to ``train.steps``; returns ``{"step", "best", "best_step", "valid",
+        "stopped"}`` (``stopped``: the reason for an early stop, e.g. "signal 15", or None)."""
         self.last_valid = None
         self.out.mkdir(parents=True, exist_ok=True)
         self.log("resolved config:\n" + dump_config(self.cfg).rstrip())
@@ -368,7 +372,7 @@ class Trainer:
                 signal.signal(signal.SIGTERM, previous)
             dist_utils.shutdown(self.info)
         return {"step": self.step, "best": self.best, "best_step": self.best_step,
-                "valid": self.last_valid}
+                "valid": self.last_valid, "stopped": self._stop_reason}
 
     def _loop(self) -> None:
         t = self.cfg.train
