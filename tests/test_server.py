@@ -157,6 +157,43 @@ def test_models_listing(done_job):
     assert "wav" in data["formats"]
 
 
+def mp4_bytes(seconds: float = 1.0, sample_rate: int = 44100) -> bytes:
+    """A small video file: an MPEG-4 picture track plus an AAC stereo audio track."""
+    av = pytest.importorskip("av")
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="mp4") as box:
+        video = box.add_stream("mpeg4", rate=10)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        audio = box.add_stream("aac", rate=sample_rate)
+        audio.layout = "stereo"
+        for i in range(int(seconds * 10)):
+            picture = np.full((48, 64, 3), 20 * i % 255, np.uint8)
+            box.mux(video.encode(av.VideoFrame.from_ndarray(picture, format="rgb24")))
+        t = np.arange(int(seconds * sample_rate)) / sample_rate
+        tone = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+        for i in range(0, tone.size, 1024):
+            block = np.repeat(tone[None, i : i + 1024], 2, 0).reshape(1, -1)  # interleaved
+            frame = av.AudioFrame.from_ndarray(block, format="flt", layout="stereo")
+            frame.sample_rate = sample_rate
+            box.mux(audio.encode(frame))
+        box.mux(video.encode())
+        box.mux(audio.encode())
+    return buf.getvalue()
+
+
+def test_video_upload_to_flac_stems(done_job):
+    client, _ = done_job
+    r = submit(client, mp4_bytes(), name="movie.mp4", model="tiny-demucs", format="flac")
+    assert r.status_code == 202, r.text
+    job = wait(client, r.json()["id"])
+    assert job["status"] == "done", job
+    assert job["duration_seconds"] == pytest.approx(1.0, abs=0.1)
+    stem = job["stems"][0]
+    r = client.get(stem["url"])
+    assert r.headers["content-type"] == "audio/flac" == stem["content_type"]
+    assert sf.info(io.BytesIO(r.content)).format == "FLAC"
+
+
 # --- errors --------------------------------------------------------------------------------
 def test_errors_are_json(tmp_path):
     with make_client(tmp_path, max_upload_mb=0.05, max_duration_seconds=2.0) as client:

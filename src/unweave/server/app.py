@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import importlib
 import logging
 import threading
 from importlib import resources
@@ -72,6 +73,7 @@ async def _warm_up(app: FastAPI) -> None:
 
     try:
         await load_models(app)
+        await app.state.jobs.run(importlib.import_module, "unweave.server.media")
     except Exception:  # the first request retries and reports the error
         log.exception("listing the models failed")
 

@@ -16,7 +16,6 @@ from fastapi.responses import FileResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
 
 from ..errors import UnweaveError
-from . import media
 from .files import clean_filename, content_type, new_job_id, parse_job_id, upload_suffix
 from .jobs import JobManager
 from .options import parse_options
@@ -40,6 +39,14 @@ FORMATS = ["wav", "flac", "mp3"]
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse} for code in (400, 401, 404, 409, 413, 415, 422, 429)
 }
+
+
+def _media(name: str, *args: Any) -> Any:
+    """Call ``media.<name>(*args)``: run it in a worker thread. ``media`` imports torch and the
+    decoders, so it is imported there on first use (the startup warm-up imports it early)."""
+    from . import media
+
+    return getattr(media, name)(*args)
 
 
 def _jobs(request: Request) -> JobManager:
@@ -174,7 +181,7 @@ def build_router() -> APIRouter:
         upload = _jobs(request).files.upload(f"{job_id}{upload_suffix(filename)}")
         part.rename(upload)
         try:
-            duration = await _jobs(request).run(media.probe, upload)
+            duration = await _jobs(request).run(_media, "probe", upload)
         except UnweaveError as exc:
             upload.unlink(missing_ok=True)
             message = str(exc).replace(str(upload), filename)
@@ -245,7 +252,7 @@ def build_router() -> APIRouter:
         job = _done_or_409(_job_or_404(request, job_id))
         jobs = _jobs(request)
         dest = jobs.files.job_dir(job.id) / "stems.zip"
-        await jobs.run(media.build_zip, jobs.stem_paths(job), _stem_base(job), dest)
+        await jobs.run(_media, "build_zip", jobs.stem_paths(job), _stem_base(job), dest)
         return FileResponse(dest, media_type="application/zip",
                             filename=f"{_stem_base(job)} - stems.zip")  # fmt: skip
 
@@ -255,7 +262,7 @@ def build_router() -> APIRouter:
         jobs = _jobs(request)
         path = jobs.files.peaks(job.id)
         if not path.is_file():
-            await jobs.run(media.write_peaks, jobs.stem_paths(job), jobs.settings.peaks_bins, path)
+            await jobs.run(_media, "write_peaks", jobs.stem_paths(job), jobs.settings.peaks_bins, path)
         return Response(path.read_bytes(), media_type="application/json")
 
     @api.post("/jobs/{job_id}/remix", summary="Render the stems mixed at the given gains",
@@ -269,7 +276,7 @@ def build_router() -> APIRouter:
         jobs = _jobs(request)
         dest = jobs.files.job_dir(job.id) / f".remix-{new_job_id()}.wav"
         try:
-            await jobs.run(media.render_remix, jobs.stem_paths(job), body.gains, dest)
+            await jobs.run(_media, "render_remix", jobs.stem_paths(job), body.gains, dest)
         except BaseException:
             dest.unlink(missing_ok=True)
             raise

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UnweaveError
-from . import media
 from .files import JobFiles, is_safe_stem
 from .settings import Settings
 from .store import CANCELLED, DONE, FAILED, Job, JobStore
@@ -198,6 +197,7 @@ class WorkerPool:
 
     def _publish(self, job: Job, outputs: dict) -> dict[str, str]:
         """Move finished separator outputs into ``stems/`` (renames) and write the peaks."""
+        from . import media  # imports torch: only once work arrives, not at server start
         stems_dir = self.files.stems_dir(job.id)
         shutil.rmtree(stems_dir, ignore_errors=True)
         stems_dir.mkdir(parents=True)
