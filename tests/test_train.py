@@ -126,6 +126,10 @@ def test_gan_stage_runs_and_is_saved(corpus, tmp_path):
     Trainer(cfg, log=lambda _m: None).run()
     values = list(_train_losses(out).values())
     assert len(values) == 6 and all(np.isfinite(values))
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    train = [r for r in records if r["kind"] == "train"]
+    assert all(np.isfinite(r["d_loss"]) for r in train)
+    assert [("adv_loss" in r) for r in train] == [False, False, True, True, True, True]
     state = torch.load(out / "state.pt", weights_only=True)
     assert state["gan"]["optim"]["state"][0]["step"].item() == 6  # D learnt on every step
     assert state["optim"]["state"][0]["step"].item() == 4  # G frozen during D pre-training

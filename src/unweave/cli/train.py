@@ -75,9 +75,10 @@ def _run_pack(args: argparse.Namespace) -> int:
                          seed=args.seed)
     print(f"{summary['path']}: {summary['bytes'] / 2**20:.1f} MiB, "
           f"{summary['sample_rate']} Hz, {summary['channels']} ch, "
-          f"train {summary['train_items']}/{summary['train_total']} items, "
-          f"valid {summary['valid_items']}/{summary['valid_total']} items, "
-          f"<= {summary['seconds_per_track']} s each")
+          f"train {summary['train_items']}/{summary['train_total']} items "
+          f"({summary['train_minutes']} min), "
+          f"valid {summary['valid_items']}/{summary['valid_total']} items "
+          f"({summary['valid_minutes']} min)")
     return 0
 
 

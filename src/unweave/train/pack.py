@@ -8,10 +8,11 @@ one. Layout::
 The header holds ``meta`` (the corpus's ``dataset.json`` plus ``sample_rate``/``channels`` of
 the pack) and ``entries``: ``{split, kind ("stem"|"speech"|"noise"), item, name, offset, size,
 frames, channels}``; offsets are relative to the end of the header. Each blob is a 16-bit FLAC
-file at the pack's rate. ``write_pack`` keeps all validation items it can (at most a quarter of
-the budget), then adds training tracks in a seeded random order, each cut to an excerpt of
-``seconds_per_track`` (default: the budget spread evenly over the tracks, at least 10 s), until
-``max_mb`` is reached.
+file at the pack's rate. ``write_pack`` packs the validation items (centre excerpts of at most
+30 s, at most an eighth of the budget), then the training items in a seeded random order (speech and noise interleaved for
+denoise corpora), each cut to an excerpt: ``seconds_per_track`` long, or by default what is
+left of the split's budget shared among the items still to come (at least 5 s), so that the
+budget is spread over every track rather than spent on the first ones.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from ..data.dataset import Clip, Corpus, Track, open_corpus, read_meta
 from ..errors import UnweaveError
 
 MAGIC = b"UWPACK01"
+MIN_SECONDS = 5.0  # shortest excerpt worth packing (several training segments)
+VALID_SECONDS = 30.0  # longest validation excerpt (training validates on the centre 10 s)
 
 
 def _encode(wav: np.ndarray, sample_rate: int) -> bytes:
@@ -84,28 +87,36 @@ def write_pack(corpus_dir: str | Path, out_path: str | Path, *, max_mb: float = 
     if not any(groups["train"]):
         raise UnweaveError(f"{corpus_dir}: no training items found")
     rng = np.random.default_rng(seed)
-    if seconds_per_track is None:
-        # Estimate FLAC bytes per second from one training unit, spread the budget.
-        kind, item, clips = next(g for g in groups["train"] if g)[0]
-        probe = min(max(c.frames for c in clips.values()), 10 * sample_rate)
-        size = sum(len(_encode(c.read(0, probe, channels), sample_rate)) for c in clips.values())
-        per_second = max(size / (probe / sample_rate), 1.0)
-        count = sum(len(g) for split in groups.values() for g in split)
-        seconds_per_track = max(10.0, budget / per_second / count)
-    cap = int(seconds_per_track * sample_rate)
-    units = {s: _order(g, rng, cap) for s, g in groups.items()}
-    entries, blobs, used, kept = [], [], 0, {"train": 0, "valid": 0}
-    for split, limit in (("valid", budget // 4), ("train", budget)):
-        split_used = 0
-        for kind, item, clips in units[split]:
+    # FLAC bytes per second, first from one probe unit, then from what was packed so far.
+    kind, item, clips = next(g for g in groups["train"] if g)[0]
+    probe = min(max(c.frames for c in clips.values()), 10 * sample_rate)
+    size = sum(len(_encode(c.read(0, probe, channels), sample_rate)) for c in clips.values())
+    rate = max(size / (probe / sample_rate), 1.0)
+    count = sum(len(g) for split in groups.values() for g in split)
+    nominal = seconds_per_track or max(MIN_SECONDS, budget / rate / count)
+    units = {s: _order(g, rng, int(nominal * sample_rate)) for s, g in groups.items()}
+    entries, blobs, used = [], [], 0
+    kept = {"train": 0, "valid": 0}
+    packed_seconds = {"train": 0.0, "valid": 0.0}
+    packed_bytes = 0
+    for split, limit in (("valid", budget // 8), ("train", budget)):
+        split_used, todo = 0, units[split]
+        for n, (kind, item, clips) in enumerate(todo):
+            room = min(limit - split_used, budget - used)
+            if room <= 0:
+                break
+            # Without a fixed excerpt length, share what is left among the units still to come.
+            seconds = seconds_per_track or max(MIN_SECONDS, room / (len(todo) - n) / rate)
+            if split == "valid":
+                seconds = min(seconds, VALID_SECONDS)
             frames = max(c.frames for c in clips.values())
-            length = min(frames, int(seconds_per_track * sample_rate))
+            length = min(frames, int(seconds * sample_rate))
             start = (frames - length) // 2 if split == "valid" else int(
                 rng.integers(0, frames - length + 1))
             encoded = [(name, _encode(c.read(start, length, channels), sample_rate))
                        for name, c in clips.items()]
             size = sum(len(b) for _, b in encoded)
-            if used + size > budget or split_used + size > limit:
+            if size > room:
                 continue
             for name, blob in encoded:
                 entries.append({"split": split, "kind": kind, "item": item, "name": name,
@@ -113,8 +124,11 @@ def write_pack(corpus_dir: str | Path, out_path: str | Path, *, max_mb: float = 
                                 "channels": channels})
                 blobs.append(blob)
                 used += len(blob)
-                split_used += len(blob)
+            split_used += size
             kept[split] += 1
+            packed_seconds[split] += length / sample_rate
+            packed_bytes += size
+            rate = max(packed_bytes / sum(packed_seconds.values()), 1.0)
     if not kept["train"]:
         raise UnweaveError(f"{out_path}: not even one training item fits in {max_mb} MiB")
     header = json.dumps({"version": 1, "meta": {**meta, "sample_rate": sample_rate,
@@ -128,9 +142,11 @@ def write_pack(corpus_dir: str | Path, out_path: str | Path, *, max_mb: float = 
             f.write(blob)
     tmp.replace(out_path)
     return {"path": str(out_path), "bytes": out_path.stat().st_size, "sample_rate": sample_rate,
-            "channels": channels, "seconds_per_track": round(seconds_per_track, 2),
+            "channels": channels,
             "train_items": kept["train"], "train_total": len(units["train"]),
-            "valid_items": kept["valid"], "valid_total": len(units["valid"])}
+            "train_minutes": round(packed_seconds["train"] / 60, 2),
+            "valid_items": kept["valid"], "valid_total": len(units["valid"]),
+            "valid_minutes": round(packed_seconds["valid"] / 60, 2)}
 
 
 def read_pack_header(path: str | Path) -> tuple[dict, int]:

@@ -102,6 +102,7 @@ class Trainer:
         self.log = log if self.info.is_main else (lambda _msg: None)
         self.out = Path(config.out_dir)
         self._stop_reason: str | None = None
+        self.extra_log: dict[str, float] = {}
 
     # ------------------------------------------------------------------ set-up
     def _setup(self) -> None:
@@ -211,7 +212,7 @@ class Trainer:
             "ema": self.ema.state_dict() if self.ema is not None else None,
             "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
             "gan": self.gan.state_dict() if self.gan is not None else None,
-            "best": self.best, "best_step": self.best_step,
+            "best": self.best, "best_step": self.best_step, "last_valid": self.last_valid,
             "rng": {"torch": torch.get_rng_state(),
                     "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
             "arch": self.cfg.model.arch, "config": config_to_dict(self.cfg),
@@ -237,6 +238,7 @@ class Trainer:
             self.gan.load_state_dict(state["gan"])
         self.step, self.best, self.best_step = int(state["step"]), state["best"], \
             state["best_step"]
+        self.last_valid = state.get("last_valid")
         torch.set_rng_state(state["rng"]["torch"])
         if torch.cuda.is_available() and state["rng"]["cuda"]:
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
@@ -258,6 +260,7 @@ class Trainer:
     # ------------------------------------------------------------------ steps
     def train_step(self, batch: torch.Tensor) -> float:
         """One optimisation step on ``batch: (B, S_data, C, L)``; returns the loss."""
+        self.extra_log = {}  # GAN losses of this step, for metrics.jsonl
         gen = torch.Generator().manual_seed(
             (self.cfg.train.seed * 1_000_003 + self.step * self.info.world_size + self.info.rank)
             % 2**63)
@@ -271,12 +274,16 @@ class Trainer:
         if phase == "pretrain":  # discriminator only; the separator is frozen
             with torch.no_grad(), self._autocast():
                 est = self.model(mix).float()
-            self.gan.d_step(target, est)
+            self.extra_log = {"d_loss": self.gan.d_step(target, est)}
             return float(self.loss_fn(est, target, mix))
         with self._autocast():
             est = self.model(mix)
         loss = self.loss_fn(est.float(), target, mix)
-        total = loss + self.gan.g_loss(target, est.float()) if phase == "adversarial" else loss
+        total = loss
+        if phase == "adversarial":
+            adv = self.gan.g_loss(target, est.float())
+            total = loss + adv
+            self.extra_log = {"adv_loss": float(adv.detach())}
         if not torch.isfinite(total):
             self.optim.zero_grad(set_to_none=True)
             return float("nan")
@@ -290,7 +297,7 @@ class Trainer:
         if self.ema is not None:
             self.ema.update(self.raw_model)
         if phase == "adversarial":
-            self.gan.d_step(target, est.float())
+            self.extra_log["d_loss"] = self.gan.d_step(target, est.float())
         return float(loss.detach())
 
     @torch.no_grad()
@@ -358,6 +365,8 @@ class Trainer:
             (self.out / "config.yaml").write_text(dump_config(self.cfg))
             if self.resume:
                 self._trim_metrics()
+            else:  # a fresh run in a used folder starts a fresh log
+                (self.out / "metrics.jsonl").unlink(missing_ok=True)
         previous = None
         if threading.current_thread() is threading.main_thread():
             previous = signal.signal(signal.SIGTERM, self._on_sigterm)
@@ -400,7 +409,7 @@ class Trainer:
             bar.set_postfix(loss=f"{loss:.4f}", sps=f"{rate:.1f}")
             if t.log_every and self.step % t.log_every == 0:
                 self._write_metrics({"kind": "train", "step": self.step, "loss": loss,
-                                     "lr": self.optim.param_groups[0]["lr"],
+                                     **self.extra_log, "lr": self.optim.param_groups[0]["lr"],
                                      "samples_per_s": round(rate, 2)})
             at_end = self.step >= t.steps
             if self.info.is_main and ((t.eval_every and self.step % t.eval_every == 0)
