@@ -11,6 +11,7 @@ import asyncio
 import functools
 import logging
 import shutil
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -34,6 +35,8 @@ class JobManager:
         self.store = JobStore(self.files.db_path)
         self.pool = WorkerPool(settings, self.store, self.files)
         self._io: ThreadPoolExecutor | None = None
+        self._slots_lock = threading.Lock()
+        self._uploading = 0  # uploads being received, each holding a queue place
         self.started = False
 
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -83,8 +86,18 @@ class JobManager:
         self.store.close()
 
     # --- operations used by the HTTP layer -----------------------------------------------
-    def queue_full(self) -> bool:
-        return self.store.count(QUEUED) >= self.settings.queue_limit
+    def reserve_slot(self) -> bool:
+        """Hold a queue place for an upload in progress; False when queued jobs plus uploads
+        in progress already fill the queue. Pair with ``release_slot()``."""
+        with self._slots_lock:
+            if self.store.count(QUEUED) + self._uploading >= self.settings.queue_limit:
+                return False
+            self._uploading += 1
+            return True
+
+    def release_slot(self) -> None:
+        with self._slots_lock:
+            self._uploading -= 1
 
     def enqueue(self, job: Job) -> bool:
         """Insert a queued job if the queue has room (atomic) and hand it to the workers."""

@@ -143,12 +143,22 @@ def build_router() -> APIRouter:
     )  # fmt: skip
     async def create_job(request: Request) -> JobCreated:
         jobs, settings = _jobs(request), request.app.state.settings
-        if jobs.queue_full():
-            raise HTTPException(429, "the queue is full; try again in a few minutes")
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > settings.max_upload_bytes + 2**20:
             raise HTTPException(413, f"upload is larger than the limit of "
                                      f"{settings.max_upload_mb:g} MiB")  # fmt: skip
+        if not jobs.reserve_slot():  # before the body is read: a full queue answers at once
+            raise HTTPException(429, "the queue is full; try again in a few minutes")
+        try:
+            job = await _receive_job(request, jobs, settings)
+            if not jobs.enqueue(job):
+                jobs.files.upload(job.upload).unlink(missing_ok=True)
+                raise HTTPException(429, "the queue is full; try again in a few minutes")
+        finally:
+            jobs.release_slot()
+        return JobCreated(id=job.id, status=job.status)
+
+    async def _receive_job(request: Request, jobs: JobManager, settings) -> Job:
         job_id = new_job_id()
         part = jobs.files.upload(f"{job_id}.part")
         try:
@@ -157,14 +167,10 @@ def build_router() -> APIRouter:
         except UploadError as exc:
             raise HTTPException(exc.status, exc.detail) from None
         try:
-            job = await _new_job(request, job_id, form, part)
+            return await _new_job(request, job_id, form, part)
         except BaseException:
             part.unlink(missing_ok=True)
             raise
-        if not jobs.enqueue(job):
-            jobs.files.upload(job.upload).unlink(missing_ok=True)
-            raise HTTPException(429, "the queue is full; try again in a few minutes")
-        return JobCreated(id=job.id, status=job.status)
 
     async def _new_job(request: Request, job_id: str, form, part: Path) -> Job:
         settings = request.app.state.settings

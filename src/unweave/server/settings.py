@@ -39,8 +39,8 @@ class Settings:
         object.__setattr__(self, "data_dir", Path(self.data_dir))
         if self.workers < 1:
             raise ValueError("workers must be >= 1")
-        if self.queue_limit < 0:
-            raise ValueError("queue_limit must be >= 0")
+        if self.queue_limit < 1:  # a new job is queued before a worker takes it
+            raise ValueError("queue_limit must be >= 1")
         if self.max_attempts < 1:
             raise ValueError("max_attempts must be >= 1")
         if self.max_upload_mb <= 0 or self.max_duration_seconds <= 0:
