@@ -288,10 +288,19 @@ def test_failed_separation_reports_error(tmp_path):
     def broken(model, path, out_dir, options, progress):
         raise AudioReadError(f"{path}: truncated data")
 
+    def crashing(model, path, out_dir, options, progress):
+        (Path(out_dir) / "low.wav").write_bytes(b"partial")
+        raise RuntimeError("out of memory")
+
     with make_client(tmp_path, separate_fn=broken) as client:
         job = wait(client, submit(client, name="song.wav").json()["id"])
         assert job["status"] == "failed"
         assert job["error"] == "song.wav: truncated data"
+    with make_client(tmp_path, separate_fn=crashing) as client:
+        job = wait(client, submit(client).json()["id"])
+        assert job["status"] == "failed" and "RuntimeError" in job["error"]
+        assert not list((tmp_path / "data" / "jobs").rglob("*.wav"))
+        assert not list((tmp_path / "data" / "uploads").iterdir())
 
 
 def test_token_required(tmp_path):

@@ -192,6 +192,9 @@ def build_router() -> APIRouter:
             upload.unlink(missing_ok=True)
             message = str(exc).replace(str(upload), filename)
             raise HTTPException(415, f"not a readable audio or video file: {message}") from None
+        except BaseException:
+            upload.unlink(missing_ok=True)
+            raise
         if duration > settings.max_duration_seconds:
             upload.unlink(missing_ok=True)
             raise HTTPException(413, f"{filename}: {duration:.0f} s is longer than the limit of "

@@ -9,6 +9,7 @@ for ``JobManager.recover`` to retry once on the next start.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import queue
@@ -103,9 +104,7 @@ class WorkerPool:
     def __init__(self, settings: Settings, store: JobStore, files: JobFiles) -> None:
         self.settings, self.store, self.files = settings, store, files
         self.cache = SeparatorCache(settings.device)
-        self.separate = settings.separate_fn or (
-            lambda *args: run_separator(self.cache, *args)
-        )
+        self.separate = settings.separate_fn or functools.partial(run_separator, self.cache)
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._cancel: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
@@ -126,10 +125,6 @@ class WorkerPool:
             flag = self._cancel.get(job_id)
         if flag is not None:
             flag.set()
-
-    def running(self) -> list[str]:
-        with self._lock:
-            return list(self._cancel)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Interrupt running jobs (they go back to the queue) and join the threads."""
@@ -155,9 +150,11 @@ class WorkerPool:
                 self._cancel[job_id] = flag
             try:
                 self._run(job, flag)
-            except Exception:  # never let one job kill the worker
+            except Exception as exc:  # never let one job kill the worker
                 log.exception("job %s: unexpected error", job_id)
-                self.store.finish(job_id, FAILED, error="internal error (see the server log)")
+                self.store.finish(job_id, FAILED, error=f"internal error ({type(exc).__name__}; "
+                                                        "see the server log)")  # fmt: skip
+                self._drop_upload(job)
             finally:
                 with self._lock:
                     self._cancel.pop(job_id, None)
@@ -175,20 +172,20 @@ class WorkerPool:
             progress(0.99, "waveforms")
             stems = self._publish(job, outputs)
         except Cancelled:
-            shutil.rmtree(work, ignore_errors=True)
+            self._discard(job)
             if self._shutdown.is_set() and not cancel.is_set():
                 self.store.requeue(job.id, refund_attempt=True)  # resumes on the next start
             elif self.store.finish(job.id, CANCELLED):
                 self._drop_upload(job)
             return
         except UnweaveError as exc:
-            shutil.rmtree(work, ignore_errors=True)
+            self._discard(job)
             message = str(exc).replace(str(upload), job.filename)  # no server paths in replies
             self.store.finish(job.id, FAILED, error=message)
             self._drop_upload(job)
             return
         except BaseException:
-            shutil.rmtree(work, ignore_errors=True)
+            self._discard(job)
             raise
         if self.store.finish(job.id, DONE, stems=stems):
             self._drop_upload(job)
@@ -198,6 +195,7 @@ class WorkerPool:
     def _publish(self, job: Job, outputs: dict) -> dict[str, str]:
         """Move finished separator outputs into ``stems/`` (renames) and write the peaks."""
         from . import media  # imports torch: only once work arrives, not at server start
+
         stems_dir = self.files.stems_dir(job.id)
         shutil.rmtree(stems_dir, ignore_errors=True)
         stems_dir.mkdir(parents=True)
@@ -213,6 +211,12 @@ class WorkerPool:
         media.write_peaks({n: stems_dir / Path(rel).name for n, rel in stems.items()},
                           self.settings.peaks_bins, self.files.peaks(job.id))  # fmt: skip
         return stems
+
+    def _discard(self, job: Job) -> None:
+        """Remove everything an unfinished attempt wrote (separator output, moved stems)."""
+        self.files.clear_work(job.id)
+        shutil.rmtree(self.files.stems_dir(job.id), ignore_errors=True)
+        self.files.peaks(job.id).unlink(missing_ok=True)
 
     def _drop_upload(self, job: Job) -> None:
         self.files.upload(job.upload).unlink(missing_ok=True)
