@@ -56,8 +56,9 @@ def corpus(tmp_path_factory) -> Path:
     return _write_stems_corpus(tmp_path_factory.mktemp("corpus"))
 
 
-def _config(corpus: Path, out: Path, *extra: str):
-    return load_config(RECIPE, [f"data.root={corpus}", f"out_dir={out}", *extra])
+def _config(corpus: Path, out: Path, *extra: str, plots: bool = False):
+    return load_config(RECIPE, [f"data.root={corpus}", f"out_dir={out}",
+                                f"train.plots={plots}", *extra])
 
 
 def _train_losses(out: Path) -> dict[int, float]:
@@ -66,9 +67,9 @@ def _train_losses(out: Path) -> dict[int, float]:
 
 
 # ---------------------------------------------------------------- the training loop
-def test_tiny_run_learns_checkpoints_and_resumes(corpus, tmp_path):
+def test_tiny_run_learns_and_checkpoints(corpus, tmp_path):
     out = tmp_path / "run"
-    summary = Trainer(_config(corpus, out), log=lambda _m: None).run()
+    summary = Trainer(_config(corpus, out, plots=True), log=lambda _m: None).run()
     assert summary["step"] == 50
     losses = _train_losses(out)
     values = [losses[s] for s in sorted(losses)]
@@ -84,20 +85,27 @@ def test_tiny_run_learns_checkpoints_and_resumes(corpus, tmp_path):
     assert state["step"] == 50 and state["optim"]["state"][0]["step"].item() == 50
     assert (out / "model.pt").stat().st_size < 100_000
 
-    # Resume to step 60: the step counter and the optimizer state continue.
-    resumed = Trainer(_config(corpus, out, "train.steps=60"), resume=True,
-                      log=lambda _m: None).run()
-    assert resumed["step"] == 60
+
+def test_resume_continues_like_an_uninterrupted_run(corpus, tmp_path):
+    out, straight = tmp_path / "run", tmp_path / "straight"
+    quiet = {"log": lambda _m: None}
+    Trainer(_config(corpus, out, "train.steps=8", "train.eval_every=0"), **quiet).run()
+    first_best = torch.load(out / "state.pt", weights_only=True)["best"]
+    # Resume to step 11: the step counter and the optimizer state continue.
+    resumed = Trainer(_config(corpus, out, "train.steps=11", "train.eval_every=0"), resume=True,
+                      **quiet).run()
+    assert resumed["step"] == 11
     state = torch.load(out / "state.pt", weights_only=True)
-    assert state["step"] == 60 and state["optim"]["state"][0]["step"].item() == 60
+    assert state["step"] == 11 and state["optim"]["state"][0]["step"].item() == 11
+    assert first_best is not None and state["best"] >= first_best
     losses = _train_losses(out)
-    assert sorted(losses) == list(range(1, 61))
-    # Data and augmentation depend on the step only: step 51 after resuming equals step 51 of
-    # an uninterrupted run.
-    ref_out = tmp_path / "straight"
-    Trainer(_config(corpus, ref_out, "train.steps=51", "train.eval_every=0"),
-            log=lambda _m: None).run()
-    assert _train_losses(ref_out)[51] == pytest.approx(losses[51], rel=1e-4)
+    assert sorted(losses) == list(range(1, 12))
+    # Data and augmentation depend on the step only, the weights and optimizer come back
+    # exactly: steps 9-11 after resuming equal those of an uninterrupted run.
+    Trainer(_config(corpus, straight, "train.steps=11", "train.eval_every=0"), **quiet).run()
+    reference = _train_losses(straight)
+    for step in (9, 10, 11):
+        assert reference[step] == pytest.approx(losses[step], rel=1e-4)
 
 
 def test_interrupt_saves_a_resumable_checkpoint(corpus, tmp_path, monkeypatch):
@@ -194,6 +202,8 @@ def test_residual_target_is_mixture_minus_others():
     assert torch.allclose(targets[:, 1], stems[:, 0], atol=1e-6)
     with pytest.raises(UnweaveError):
         target_plan(("a", "b"), ("sine", "noise"))
+    with pytest.raises(UnweaveError):  # a lone unknown source would just learn the mixture
+        target_plan(("clean",), ("speech", "noise"))
 
 
 def test_stems_dataset_is_deterministic_and_remixes(corpus):
@@ -254,9 +264,29 @@ def test_denoise_training_with_speech_only_model(tmp_path):
     root = _write_denoise_corpus(tmp_path / "dn")
     out = tmp_path / "run"
     cfg = load_config(RECIPE, [f"data.root={root}", f"out_dir={out}", "train.steps=3",
+                               "train.plots=false",
                                "model.kwargs.sources=[speech]", "train.eval_every=0",
                                "train.loss.name=noise_weighted_mse",
                                "data.augment.reverb_prob=1", "data.augment.eq_prob=1",
                                "data.augment.reverb_sources=[speech]"])
     result = Trainer(cfg, log=lambda _m: None).run()
     assert set(result["valid"]) >= {"si_sdr/speech", "sdr/speech", "loss"}
+
+
+def test_cli_train_and_pack(corpus, tmp_path, capsys):
+    from unweave.cli import main
+
+    assert main(["train", str(RECIPE), "--print-config", "optim.lr=1e-3"]) == 0
+    assert "lr: 0.001" in capsys.readouterr().out
+    assert main(["train", str(RECIPE), "optim.lrr=1"]) == 1
+    assert "optim.lrr: unknown key" in capsys.readouterr().err
+    pack = tmp_path / "c.pack"
+    assert main(["train", "pack", str(corpus), str(pack), "--max-mb", "1"]) == 0
+    assert pack.is_file() and "train 4/4 items" in capsys.readouterr().out
+    out = tmp_path / "run"
+    code = main(["train", str(RECIPE), f"data.root={pack}", "--out", str(out), "train.steps=2",
+                 "train.eval_every=0", "train.plots=false"])
+    assert code == 0 and (out / "model.pt").is_file()
+    assert main(["train", str(RECIPE), f"data.root={pack}", "--out", str(out), "--resume",
+                 "train.steps=3", "train.eval_every=0", "train.plots=false"]) == 0
+    assert torch.load(out / "state.pt", weights_only=True)["step"] == 3

@@ -101,6 +101,7 @@ class TrainConfig:
     threads: int = 0  # torch CPU threads (0 = leave as is)
     best_metric: str = "si_sdr"  # si_sdr | sdr | loss: validation score that picks best.pt
     progress: bool = True  # tqdm progress bar
+    plots: bool = True  # loss.png / valid.png after each validation
     loss: LossConfig = field(default_factory=LossConfig)
 
 

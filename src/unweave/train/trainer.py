@@ -78,10 +78,11 @@ def target_plan(model_sources, data_sources) -> tuple[list[int | None], str | No
     """Index of each model source in the data stems; ``None`` marks the one residual source
     (mixture minus the others). Raises if more than one model source is missing."""
     plan = [data_sources.index(s) if s in data_sources else None for s in model_sources]
-    missing = [s for s, i in zip(model_sources, plan) if i is None]
-    if len(missing) > 1:
+    missing = [s for s, i in zip(model_sources, plan, strict=True) if i is None]
+    if len(missing) > 1 or (missing and len(model_sources) == 1):
         raise UnweaveError(f"model sources {', '.join(missing)} are not in the corpus stems "
-                           f"({', '.join(data_sources)}); at most one can be the residual")
+                           f"({', '.join(data_sources)}); one of several model sources may be the "
+                           "residual (mixture minus the others), no more")
     return plan, (missing[0] if missing else None)
 
 
@@ -119,7 +120,12 @@ class Trainer:
             raise UnweaveError(f"model: cannot build {cfg.model.arch!r}: {exc}") from None
         if cfg.model.init:
             payload = read_checkpoint(cfg.model.init)
-            model.load_state_dict(payload["state_dict"])
+            try:
+                model.load_state_dict(payload["state_dict"])
+            except RuntimeError as exc:
+                raise UnweaveError(f"{cfg.model.init}: weights do not fit the recipe's model "
+                                   f"(model.init needs the same arch and kwargs): "
+                                   f"{str(exc).splitlines()[0]}") from None
         self.raw_model = model.to(self.device)
         self.sources = tuple(model.sources)
         self.sample_rate, self.channels = int(model.sample_rate), int(model.audio_channels)
@@ -227,8 +233,8 @@ class Trainer:
         try:
             self.raw_model.load_state_dict(state["model"])
         except RuntimeError as exc:
-            raise UnweaveError(f"{path}: weights do not match the recipe's model ({exc})") \
-                from None
+            raise UnweaveError(f"{path}: weights do not match the recipe's model "
+                               f"({str(exc).splitlines()[0]})") from None
         self.optim.load_state_dict(state["optim"])
         if self.ema is not None and state.get("ema"):
             self.ema.load_state_dict(state["ema"])
@@ -423,13 +429,13 @@ class Trainer:
         bar.close()
         if self._stop_reason:
             self.log(f"stopping at step {self.step} ({self._stop_reason})")
+            self._plot()  # (a finished run was plotted by its last validation)
         self.save()
-        self._plot()
         if self.info.is_main:
             self.log(f"done at step {self.step}; checkpoints in {self.out}")
 
     def _plot(self) -> None:
-        if not self.info.is_main:
+        if not (self.info.is_main and self.cfg.train.plots):
             return
         try:
             plot_metrics(self.out / "metrics.jsonl")
