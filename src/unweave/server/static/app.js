@@ -206,7 +206,7 @@
     const peaks = await (await api(`/api/jobs/${job.id}/peaks`)).json();
     const items = job.stems.map((s) => ({ name: s.name, url: s.url, peaks: peaks.stems[s.name] || [] }));
     const player = state.player;
-    player.stems = [];
+    player.reset();
     player.duration = peaks.duration_seconds;
     player.peakMax = Math.max(0, ...Object.values(peaks.stems).map((v) => Math.max(0, ...v)));
     const rows = items.map((item, i) => stemRow(job, item, i));

@@ -30,9 +30,7 @@ class StemPlayer {
 
   /* Replace the stems. `items`: [{name, url, peaks}], `fetchAudio(url)` -> ArrayBuffer. */
   async load(items, fetchAudio, onStem) {
-    this.stop();
-    this.stems = [];
-    this.offset = 0;
+    this.reset();
     const ctx = this.context();
     const stems = items.map((item, i) => ({
       name: item.name, buffer: null, gain: null, volume: 1, muted: false, solo: false,
@@ -51,6 +49,13 @@ class StemPlayer {
     this.duration = Math.max(0, ...stems.map((s) => s.buffer.duration));
     this.applyGains();
     this.onchange();
+  }
+
+  /* Stop and forget the current stems (their buffers can then be freed). */
+  reset() {
+    this.stop();
+    for (const s of this.stems) if (s.gain) s.gain.disconnect();
+    this.stems = [];
   }
 
   get ready() { return this.stems.length > 0 && this.stems.every((s) => s.buffer); }
