@@ -17,7 +17,7 @@ from unweave.pretrained.checkpoint import load_checkpoint
 from unweave.train.config import ConfigError, OptimConfig, load_config
 from unweave.train.ema import EMA
 from unweave.train.pack import read_pack_header, write_pack
-from unweave.train.trainer import Trainer, lr_at, make_targets, target_plan
+from unweave.train.trainer import Trainer, build_optimizer, lr_at, make_targets, target_plan
 
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "tiny_test.yaml"
 SR = 8000
@@ -158,6 +158,8 @@ def test_overrides_are_type_checked(tmp_path):
         "data.augment.rt60=0.3": r"data.augment.rt60: expected list\[float\]",
         "nosection.x=1": "nosection: unknown key",
         "train.amp=maybe": "train.amp: expected bool",
+        "optim.name=lamb": "optim.name: 'lamb' is not one of adam, adamw, sgd",
+        "train.ema_decay=1": r"train.ema_decay: must be in \[0, 1\)",
         "lr": "expected key=value",
     }
     for override, message in cases.items():
@@ -177,6 +179,17 @@ def test_lr_schedules():
     assert lr_at(cos, 110, 110) == pytest.approx(0.1)
     step = OptimConfig(lr=1.0, schedule="step", step_size=5, gamma=0.5)
     assert [lr_at(step, s, 20) for s in (0, 4, 5, 12)] == [1.0, 1.0, 0.5, 0.25]
+
+
+def test_optimizers_and_bad_names():
+    params = [torch.nn.Parameter(torch.zeros(2))]
+    for name, cls in (("adam", torch.optim.Adam), ("adamw", torch.optim.AdamW),
+                      ("sgd", torch.optim.SGD)):
+        assert isinstance(build_optimizer(OptimConfig(name=name), params), cls)
+    with pytest.raises(UnweaveError, match="unknown optimizer"):
+        build_optimizer(OptimConfig(name="lamb"), params)
+    with pytest.raises(UnweaveError, match="unknown schedule"):
+        lr_at(OptimConfig(schedule="exp"), 0, 10)
 
 
 def test_ema_tracks_weights():

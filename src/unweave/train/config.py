@@ -201,11 +201,37 @@ def _from_dict(cls: type, data: dict, prefix: str = "") -> Any:
     return cls(**kwargs)
 
 
+CHOICES = {
+    ("optim", "name"): ("adam", "adamw", "sgd"),
+    ("optim", "schedule"): ("cosine", "step", "none"),
+    ("train", "amp_dtype"): ("bfloat16", "float16"),
+    ("train", "best_metric"): ("si_sdr", "sdr", "loss"),
+    ("gan", "disc"): ("spec", "wave"),
+}
+
+
+def _check(config: Config) -> Config:
+    """Check the fields that take one of a few names, and simple ranges."""
+    for (section, key), allowed in CHOICES.items():
+        value = getattr(getattr(config, section), key)
+        if value not in allowed:
+            raise ConfigError(f"{section}.{key}: {value!r} is not one of {', '.join(allowed)}")
+    if config.train.steps < 1:
+        raise ConfigError("train.steps: must be >= 1")
+    if config.data.batch_size < 1:
+        raise ConfigError("data.batch_size: must be >= 1")
+    if not 0.0 <= config.train.ema_decay < 1.0:
+        raise ConfigError("train.ema_decay: must be in [0, 1)")
+    if config.data.segment <= 0:
+        raise ConfigError("data.segment: must be > 0 seconds")
+    return config
+
+
 def config_from_dict(data: dict) -> Config:
-    """Build a ``Config`` from a plain mapping, checking keys and types."""
+    """Build a ``Config`` from a plain mapping, checking keys, types and named choices."""
     if not isinstance(data, dict):
         raise ConfigError(f"recipe must be a mapping, got {type(data).__name__}")
-    return _from_dict(Config, data)
+    return _check(_from_dict(Config, data))
 
 
 def config_to_dict(config: Config) -> dict:

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from ..errors import UnweaveError
+
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -43,7 +45,13 @@ def pick_device(name: str, info: DistInfo) -> torch.device:
         name = f"cuda:{info.local_rank}" if torch.cuda.is_available() else "cpu"
     elif name == "cuda" and info.enabled:
         name = f"cuda:{info.local_rank}"
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UnweaveError(f"train.device: unknown device {name!r} (auto, cpu, cuda, cuda:N)") \
+            from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UnweaveError(f"train.device: {name!r} asked for, but CUDA is not available here")
     if device.type == "cuda":
         torch.cuda.set_device(device)
     return device

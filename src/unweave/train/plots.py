@@ -1,8 +1,9 @@
 """Training curves from ``metrics.jsonl`` as PNG files (matplotlib, Agg backend).
 
 ``metrics.jsonl`` holds one JSON object per line: ``{"kind": "train", "step", "loss", "lr",
-"samples_per_s"}`` or ``{"kind": "valid", "step", "loss", "si_sdr", "sdr",
-"si_sdr/<source>", "sdr/<source>"}``. ``plot_metrics`` draws ``loss.png`` (training loss, raw
+"samples_per_s"[, "d_loss", "adv_loss"]}``, ``{"kind": "valid", "step", "loss", "si_sdr",
+"sdr", "si_sdr/<source>", "sdr/<source>"}``, and once ``{"kind": "baseline", ...}``: the same
+scores for the mixture itself as the estimate. ``plot_metrics`` draws ``loss.png`` (training loss, raw
 and smoothed, with the validation loss) and ``valid.png`` (SI-SDR and SDR per source).
 """
 
@@ -44,6 +45,7 @@ def plot_metrics(path: str | Path, out_dir: str | Path | None = None) -> list[Pa
     written = []
     train = [r for r in records if r.get("kind") == "train"]
     valid = [r for r in records if r.get("kind") == "valid"]
+    baseline = next((r for r in records if r.get("kind") == "baseline"), {})
     if train:
         fig = Figure(figsize=(7, 4))
         ax = fig.subplots()
@@ -71,6 +73,8 @@ def plot_metrics(path: str | Path, out_dir: str | Path | None = None) -> list[Pa
             pts = [(r["step"], r[metric]) for r in valid if metric in r]
             if pts:
                 ax.plot(*zip(*pts), "k--", label="mean")
+            if metric in baseline:
+                ax.axhline(baseline[metric], color="0.5", ls=":", label="mixture (mean)")
             ax.set_title(f"validation {metric.upper().replace('_', '-')} (dB)")
             ax.set_xlabel("step")
             ax.grid(alpha=0.3)

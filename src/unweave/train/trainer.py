@@ -154,6 +154,8 @@ class Trainer:
         self.optim = build_optimizer(cfg.optim, self.raw_model.parameters())
         self.ema = EMA(self.raw_model, cfg.train.ema_decay) if cfg.train.ema_decay > 0 else None
         self.use_amp = bool(cfg.train.amp and self.device.type == "cuda")
+        if cfg.train.amp and not self.use_amp:
+            self.log("note: train.amp applies to CUDA only; training in float32 on the CPU")
         self.amp_dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16}.get(
             cfg.train.amp_dtype)
         if self.amp_dtype is None:
@@ -307,23 +309,28 @@ class Trainer:
         return float(loss.detach())
 
     @torch.no_grad()
-    def validate(self) -> dict:
+    def validate(self, baseline: bool = False) -> dict:
         """Loss, SDR (MDX utterance SDR) and SI-SDR (dB, per source and their mean) of the
-        exported weights on the validation items; silent references are left out."""
+        exported weights on the validation items; silent references are left out.
+        ``baseline=True`` scores the mixture itself as every source's estimate instead."""
         if not self.valid_items:
             return {}
-        if not hasattr(self, "_eval_model"):
-            self._eval_model = copy.deepcopy(self.raw_model)
-        model = self._eval_model
-        model.load_state_dict(self._export_state())
-        model.eval()
+        if baseline:
+            def forward(mix: torch.Tensor) -> torch.Tensor:  # the mixture for every source
+                return mix.unsqueeze(1).expand(-1, len(self.sources), -1, -1)
+        else:
+            if not hasattr(self, "_eval_model"):
+                self._eval_model = copy.deepcopy(self.raw_model)
+            forward = self._eval_model
+            forward.load_state_dict(self._export_state())
+            forward.eval()
         sums: dict[str, list[float]] = {}
         for _name, stems in self.valid_items:
             stems = stems.unsqueeze(0).to(self.device)  # (1, S_data, C, T)
             mix = stems.sum(1)
             target = make_targets(stems, mix, self.plan)
             with self._autocast():
-                est = model(mix).float()
+                est = forward(mix).float()
             sums.setdefault("loss", []).append(float(self.loss_fn(est, target, mix)))
             silent = target.pow(2).mean((-2, -1))[0] < 1e-8  # (S,): skip absent sources
             # As ``unweave evaluate``: SI-SDR per channel averaged, MDX SDR over (C, T).
@@ -373,6 +380,11 @@ class Trainer:
                 self._trim_metrics()
             else:  # a fresh run in a used folder starts a fresh log
                 (self.out / "metrics.jsonl").unlink(missing_ok=True)
+                base = self.validate(baseline=True)
+                if base:
+                    self._write_metrics({"kind": "baseline", "step": 0, **base})
+                    self.log("validation baseline (the mixture as estimate): " + ", ".join(
+                        f"{k} {v:.3f}" for k, v in base.items() if "/" not in k))
         previous = None
         if threading.current_thread() is threading.main_thread():
             previous = signal.signal(signal.SIGTERM, self._on_sigterm)
