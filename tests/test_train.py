@@ -230,6 +230,12 @@ def test_stems_dataset_is_deterministic_and_remixes(corpus):
     assert plain.tracks[0].stems["sine"].data is None
     assert preload.tracks[0].stems["sine"].data.dtype == np.int16
     assert torch.allclose(plain[2], preload[2], atol=1e-6)
+    # At another rate, windows read from disk match the clip resampled once in memory.
+    disk = open_corpus(corpus, 11025, memory_mb=0).tracks["train"][1].stems["sine"]
+    memory = open_corpus(corpus, 11025).tracks["train"][1].stems["sine"]
+    assert disk.data is None and memory.data.dtype == np.float16
+    for start in (0, 3001, disk.frames - 2000):
+        assert np.allclose(disk.read(start, 4000, 1), memory.read(start, 4000, 1), atol=1e-3)
     items = preload.valid_items(1, 1.0)  # centre windows of the first tracks
     assert len(items) == 1 and items[0][1].shape == (2, 1, SR)
     with pytest.raises(UnweaveError, match="no stem named vocals"):

@@ -18,6 +18,7 @@ and DDP ranks draw disjoint indices. Items: ``stems: (S, C, T)`` float32, ``S`` 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -76,12 +77,17 @@ class Clip:
             return part.astype(np.float32) * scale
         if self.file_rate == self.sample_rate:
             return sf.read(self.path, start=start, stop=stop, dtype="float32", always_2d=True)[0]
-        # Long file at another rate: read a slightly larger window and resample it.
+        # A file at another rate, read by window: read a wider window that starts on a
+        # sample shared by both rates (so the grids align exactly), resample, cut the margins.
+        step = self.file_rate // math.gcd(self.file_rate, self.sample_rate)
         ratio = self.file_rate / self.sample_rate
-        f0, f1 = int(start * ratio), int(np.ceil(stop * ratio)) + 1
+        margin = 256  # file samples each side: more than the resampler's transient
+        f0 = max(0, int(start * ratio - margin) // step * step)
+        f1 = int(np.ceil(stop * ratio)) + margin
         raw = sf.read(self.path, start=f0, stop=f1, dtype="float32", always_2d=True)[0]
         res = resample(torch.from_numpy(raw.T.copy()), self.file_rate, self.sample_rate).numpy().T
-        res = res[: stop - start]
+        first = start - f0 * self.sample_rate // self.file_rate  # exact: f0 is on the shared grid
+        res = res[first: first + stop - start]
         if res.shape[0] < stop - start:
             res = np.pad(res, ((0, stop - start - res.shape[0]), (0, 0)))
         return res
