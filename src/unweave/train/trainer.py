@@ -367,6 +367,15 @@ class Trainer:
     def _on_sigterm(self, signum, _frame) -> None:
         self._stop_reason = f"signal {signum}"
 
+    def _should_stop(self) -> bool:
+        """Whether any rank was asked to stop (all ranks must stop at the same step)."""
+        if self.info.enabled:
+            flag = torch.tensor([1.0 if self._stop_reason else 0.0], device=self.device)
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+            if flag.item() and not self._stop_reason:
+                self._stop_reason = "another rank stopped"
+        return self._stop_reason is not None
+
     def run(self) -> dict:
         """Train to ``train.steps``; returns ``{"step", "best", "best_step", "valid",
         "stopped"}`` (``stopped``: the reason for an early stop, e.g. "signal 15", or None)."""
@@ -411,8 +420,13 @@ class Trainer:
         batches = iter(self.loader)
         rate, last, bad = None, time.perf_counter(), 0
         self.raw_model.train()
-        while self.step < t.steps and self._stop_reason is None:
-            batch = next(batches)
+        while self.step < t.steps and not self._should_stop():
+            try:
+                batch = next(batches)
+            except Exception:  # a signal to the process group also kills the loader workers
+                if self._stop_reason:
+                    break
+                raise
             loss = self.train_step(batch)
             self.step += 1
             now = time.perf_counter()
