@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 import numpy as np
 import pytest
 import torch
 
 torch.set_num_threads(1)
-os.environ.setdefault("UNWEAVE_CACHE", os.path.join(os.path.dirname(__file__), ".cache-unused"))
+os.environ["UNWEAVE_CACHE"] = tempfile.mkdtemp(prefix="unweave-test-cache-")  # never ~/.cache
 
 
 class IdentityModel(torch.nn.Module):
