@@ -7,14 +7,13 @@ The exported model itself goes through ``unweave.pretrained.checkpoint.save_chec
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..errors import UnweaveError
+from ..pretrained.checkpoint import atomic_torch_save
 
 STATE_FORMAT = "unweave-train-state"
 STATE_VERSION = 1
@@ -33,19 +32,8 @@ def _plain(obj: Any) -> Any:
 
 def save_state(path: str | Path, state: dict) -> Path:
     """Atomically write ``state`` (plus format tags) to ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": STATE_FORMAT, "version": STATE_VERSION, **_plain(state)}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a state file is no secret
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_torch_save(payload, path)
 
 
 def load_state(path: str | Path) -> dict:

@@ -1,0 +1,94 @@
+"""Ship a trained checkpoint: copy it into the package's weights folder and write its catalog
+entry (arch and kwargs from the checkpoint, sha256, training data and licenses from the corpus's
+dataset.json, training facts from the run, scores from an `unweave evaluate` summary.json).
+
+Usage: python tools/release.py NAME CHECKPOINT --corpus corpora/denoise \
+           --summary reports/denoise/summary.json --run runs/denoise_spec_unet \
+           --license "CC-BY-SA-3.0" --hardware "2-core CPU" [--default TASK]
+Only measured numbers are copied; nothing is typed in by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from unweave.pretrained.catalog import CATALOG_PATH, WEIGHTS_DIR
+from unweave.pretrained.checkpoint import read_checkpoint, sha256_file
+
+
+def _scores(summary: dict) -> dict:
+    out = {"dataset": summary.get("dataset"), "items": summary.get("items"),
+           "statistic": "median over items"}
+    for source, per in summary["stems"].items():
+        out[source] = {}
+        for metric, entry in per.items():
+            out[source][metric] = round(entry["estimate"]["median"], 3)
+            out[source][f"{metric}_mixture"] = round(entry["mixture"]["median"], 3)
+            if entry.get("oracle_irm", {}).get("median") is not None:
+                out[source][f"{metric}_oracle_irm"] = round(entry["oracle_irm"]["median"], 3)
+    return out
+
+
+def _training(run: Path) -> dict:
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line]
+    train = [r for r in rows if r.get("kind") == "train"]
+    valid = [r for r in rows if r.get("kind") == "valid"]
+    info = {"steps": train[-1]["step"] if train else 0, "recipe": (run / "config.yaml").name}
+    if valid:
+        info["final_validation"] = {k: round(v, 3) for k, v in valid[-1].items()
+                                    if isinstance(v, float)}
+    return info
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("name")
+    ap.add_argument("checkpoint", type=Path)
+    ap.add_argument("--corpus", type=Path, required=True)
+    ap.add_argument("--summary", type=Path, required=True)
+    ap.add_argument("--run", type=Path, required=True)
+    ap.add_argument("--license", required=True, help="license of the weights")
+    ap.add_argument("--hardware", required=True)
+    ap.add_argument("--wall-minutes", type=float, default=None)
+    ap.add_argument("--data-note", default="")
+    args = ap.parse_args()
+
+    payload = read_checkpoint(args.checkpoint)
+    WEIGHTS_DIR.mkdir(parents=True, exist_ok=True)
+    target = WEIGHTS_DIR / f"{args.name}.pt"
+    shutil.copyfile(args.checkpoint, target)
+    os.chmod(target, 0o644)
+    dataset = json.loads((args.corpus / "dataset.json").read_text())
+    packages = dataset.get("packages", {})
+    data = (f"{dataset['task']} corpus built by `unweave data build {dataset['task']}` from Debian "
+            f"packages: " + ", ".join(f"{p} {v.get('version')} ({v.get('license')})"
+                                      for p, v in packages.items())
+            + f"; {dataset['minutes']['train']:.0f} min train / {dataset['minutes']['valid']:.0f} min "
+            "valid, split by speaker/track." + (f" {args.data_note}" if args.data_note else ""))
+    training = {**_training(args.run), "hardware": args.hardware}
+    if args.wall_minutes:
+        training["wall_minutes"] = args.wall_minutes
+    catalog = json.loads(CATALOG_PATH.read_text())
+    entry = next(e for e in catalog["models"] if e["name"] == args.name)
+    entry.update({
+        "arch": payload["arch"], "kwargs": payload["kwargs"],
+        "weights": {"file": target.name, "sha256": sha256_file(target), "url": None},
+        "data": data, "license": args.license,
+        "scores": _scores(json.loads(args.summary.read_text())), "training": training,
+    })
+    fd, tmp = tempfile.mkstemp(dir=CATALOG_PATH.parent, suffix=".json")
+    with os.fdopen(fd, "w") as f:
+        json.dump(catalog, f, indent=2)
+        f.write("\n")
+    os.replace(tmp, CATALOG_PATH)
+    print(f"{args.name}: {target} ({target.stat().st_size / 1e6:.1f} MB) sha256 "
+          f"{entry['weights']['sha256'][:12]}")
+
+
+if __name__ == "__main__":
+    main()
