@@ -63,8 +63,11 @@ class _OverlapAdd:
         self.window = triangular_window(plan.segment_length)
         self.next_chunk = 0
         self.emitted = 0  # output samples [0, emitted) are already handed out
-        self.acc = torch.zeros(sources, channels, 0)
-        self.weight = torch.zeros(0)
+        # Accumulators for output samples [emitted, emitted + capacity); grown geometrically
+        # (amortised O(1) per chunk), compacted on pop.
+        self.acc = torch.zeros(sources, channels, 2 * plan.segment_length)
+        self.weight = torch.zeros(2 * plan.segment_length)
+        self.filled = 0  # samples of the accumulators that hold data
 
     def chunk_start(self, k: int) -> int:
         return k * self.plan.stride - self.offset
@@ -93,9 +96,10 @@ class _OverlapAdd:
             return
         need = hi - self.emitted
         if self.acc.shape[-1] < need:
-            grow = need - self.acc.shape[-1]
+            grow = max(need, 2 * self.acc.shape[-1]) - self.acc.shape[-1]
             self.acc = torch.cat([self.acc, self.acc.new_zeros(*self.acc.shape[:2], grow)], -1)
             self.weight = torch.cat([self.weight, self.weight.new_zeros(grow)])
+        self.filled = max(self.filled, need)
         w = self.window[lo - start:]
         self.acc[..., lo - self.emitted: hi - self.emitted] += out[..., lo - start:] * w
         self.weight[lo - self.emitted: hi - self.emitted] += w
@@ -112,8 +116,12 @@ class _OverlapAdd:
         if n <= 0:
             return self.acc[..., :0].clone()
         out = self.acc[..., :n] / self.weight[:n]
-        self.acc = self.acc[..., n:]
-        self.weight = self.weight[n:]
+        rest = max(0, self.filled - n)
+        self.acc[..., :rest] = self.acc[..., n: n + rest].clone()
+        self.weight[:rest] = self.weight[n: n + rest].clone()
+        self.acc[..., rest: self.filled] = 0
+        self.weight[rest: self.filled] = 0
+        self.filled = rest
         self.emitted = until
         return out
 
