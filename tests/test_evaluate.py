@@ -181,3 +181,26 @@ def test_cli_in_process(tmp_path, capsys):
     assert main(["evaluate", "tiny-spec_unet", str(tmp_path / "missing")]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "missing: dataset not found" in err and "\n" not in err
+
+
+def test_corpus_manifest_one_row_per_stem(tmp_path):
+    """The `unweave data build` manifest (split,item,stem,path,...) groups rows into tracks."""
+    rows = ["split,item,stem,path,duration,sha256"]
+    for k in range(2):
+        split = "valid" if k else "train"
+        folder = tmp_path / split / f"song{k}"
+        folder.mkdir(parents=True)
+        stems = make_stems(k)
+        for name, wav in stems.items():
+            sf.write(str(folder / f"{name}.wav"), wav, SR)
+            rows.append(f"{split},song{k},{name},{split}/song{k}/{name}.wav,1.0,x")
+        sf.write(str(folder / "mixture.wav"), sum(stems.values()), SR)
+        rows.append(f"{split},song{k},mixture,{split}/song{k}/mixture.wav,1.0,x")
+    (tmp_path / "manifest.csv").write_text("\n".join(rows) + "\n")
+    items, source = find_items(tmp_path, split="valid")
+    assert [i.name for i in items] == ["song1"] and source.endswith("manifest.csv")
+    assert set(items[0].stems) == {"low", "high"}
+    assert items[0].mixture == tmp_path / "valid" / "song1" / "mixture.wav"
+    summary = evaluate(BandSplit(), tmp_path, split="valid", metrics=("sdr",), plots=False,
+                       progress=False)
+    assert summary["items"] == 1

@@ -110,11 +110,22 @@ def _manifest_items(path: Path, split: str | None) -> list[Item]:
     with open(path, newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     items = []
+    grouped: dict[tuple[str, str], Item] = {}  # the corpus builders' one-row-per-stem layout
     for n, row in enumerate(rows, start=2):
         row = {k.strip(): (v or "").strip() for k, v in row.items() if k}
         if split is not None and row.get("split", split) != split:
             continue
         where = f"{path}:{n}"
+        if row.get("stem") and row.get("path") and row.get("item"):
+            key = (row.get("split", ""), row["item"])
+            if key not in grouped:
+                grouped[key] = Item(row["item"], {}, where=where)
+                items.append(grouped[key])
+            if row["stem"] in MIXTURE_NAMES:
+                grouped[key].mixture = base / row["path"]
+            else:
+                grouped[key].stems[row["stem"]] = base / row["path"]
+            continue
         if row.get("path"):
             item = _folder_item(base / row["path"])
             if item is None:
