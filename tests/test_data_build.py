@@ -539,7 +539,7 @@ def test_vocals_build_with_fake_synth(cache, tmp_path, monkeypatch):
     from unweave.data import build_vocals
     from unweave.data.check import check_corpus
 
-    monkeypatch.setattr(build_vocals, "FluidRenderer", FakeRenderer)
+    monkeypatch.setattr(build_music4, "FluidRenderer", FakeRenderer)
     monkeypatch.setattr(build_music4, "VARIANTS", {"train": 1, "valid": 1})
     out = tmp_path / "vocals"
     info = build_vocals.build(out, cache=cache, progress=False, limit_minutes=0.2)

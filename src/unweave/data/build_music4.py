@@ -91,6 +91,28 @@ def balance(stems: dict[str, np.ndarray], rng, target_lufs: float = MIX_LUFS
     return {k: v * gain for k, v in stems.items()}
 
 
+def pending_songs(writer: CorpusWriter, tracks, sf_package, task: str, sample_rate: int,
+                  progress: bool):
+    """Yield (split, item, track, renderer, rng) for every song variant the build still needs.
+
+    Songs already written are reused (resumable builds), full splits are skipped, and the
+    soundfont (seconds to load) is loaded only when a song has to be rendered.
+    """
+    renderer = None
+    for split, track, variant in tqdm(song_splits(tracks), desc=task, disable=not progress):
+        if writer.all_full():
+            break
+        item = f"{track.name}_v{variant}"
+        if writer.done(split, item):
+            writer.reuse(split, item)
+            continue
+        if writer.full(split):
+            continue
+        if renderer is None:
+            renderer = FluidRenderer(soundfont_path(sf_package), sample_rate)
+        yield split, item, track, renderer, rng_for(task, item)
+
+
 def song_splits(tracks) -> list[tuple[str, object, int]]:
     """(split, track, variant) jobs, ordered so that both splits fill early."""
     jobs = []
@@ -110,19 +132,8 @@ def build(out: str | Path, *, cache=None, limit_minutes: float | None = None,
     tracks, excluded = sources.freedoom_tracks(packages["freedoom"])
     sf_package = packages["musescore-general-soundfont"]
     sf_origin = sources.origin_of(sf_package, soundfont_path(sf_package).name)
-    renderer = None
-    for split, track, variant in tqdm(song_splits(tracks), desc="music4", disable=not progress):
-        if writer.all_full():
-            break
-        item = f"{track.name}_v{variant}"
-        if writer.done(split, item):
-            writer.reuse(split, item)
-            continue
-        if writer.full(split):
-            continue
-        if renderer is None:  # loading the soundfont takes seconds: only when needed
-            renderer = FluidRenderer(soundfont_path(sf_package), SAMPLE_RATE)
-        rng = rng_for("music4", item)
+    for song in pending_songs(writer, tracks, sf_package, "music4", SAMPLE_RATE, progress):
+        split, item, track, renderer, rng = song
         stems, _, _ = render_song(renderer, track.midi, rng, name=track.name)
         written = quantize_stems(balance(stems, rng))
         origins = {s: [track.origin, sf_origin] for s in written}

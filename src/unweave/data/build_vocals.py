@@ -13,20 +13,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from . import debs, sources
-from .build_music4 import VALID_FRACTION, render_song, song_splits, soundfont_path
+from .build_music4 import VALID_FRACTION, pending_songs, render_song, soundfont_path
 from .common import (
     CorpusWriter,
     convert,
     loudness,
     quantize_stems,
-    rng_for,
     split_for,
     trim_silence,
 )
-from .render import FluidRenderer
 from .singing import clip_stream, sing
 
 SAMPLE_RATE, CHANNELS = 44100, 2
@@ -77,19 +74,8 @@ def build(out: str | Path, *, cache=None, limit_minutes: float | None = None,
     pools = speech_pools(packages)
     sf_package = packages["musescore-general-soundfont"]
     sf_origin = sources.origin_of(sf_package, soundfont_path(sf_package).name)
-    renderer = None
-    for split, track, variant in tqdm(song_splits(tracks), desc="vocals", disable=not progress):
-        if writer.all_full():
-            break
-        item = f"{track.name}_v{variant}"
-        if writer.done(split, item):
-            writer.reuse(split, item)
-            continue
-        if writer.full(split):
-            continue
-        if renderer is None:
-            renderer = FluidRenderer(soundfont_path(sf_package), SAMPLE_RATE)
-        rng = rng_for("vocals", item)
+    for song in pending_songs(writer, tracks, sf_package, "vocals", SAMPLE_RATE, progress):
+        split, item, track, renderer, rng = song
         stems, line, duration = render_song(renderer, track.midi, rng, name=track.name,
                                             skip=("vocals",))
         if len(line) < 8:
