@@ -204,3 +204,23 @@ def test_corpus_manifest_one_row_per_stem(tmp_path):
     summary = evaluate(BandSplit(), tmp_path, split="valid", metrics=("sdr",), plots=False,
                        progress=False)
     assert summary["items"] == 1
+
+
+def test_silent_reference_is_left_out(tmp_path):
+    """A source absent from an item (all-zero stem) gets no score instead of a meaningless one."""
+    data = tmp_path / "data"
+    for k in range(2):
+        folder = data / f"t{k}"
+        folder.mkdir(parents=True)
+        stems = make_stems(k)
+        if k == 1:
+            stems["high"] = np.zeros_like(stems["high"])
+        for name, wav in stems.items():
+            sf.write(str(folder / f"{name}.wav"), wav, SR)
+    out = tmp_path / "report"
+    summary = evaluate(BandSplit(), data, out_dir=out, metrics=("sdr", "si_sdr"), plots=False,
+                       progress=False)
+    assert summary["items"] == 2
+    assert summary["stems"]["high"]["si_sdr"]["estimate"]["n"] == 1
+    assert summary["stems"]["low"]["si_sdr"]["estimate"]["n"] == 2
+    assert "| high (1 of 2) |" in (out / "summary.md").read_text()

@@ -49,6 +49,7 @@ AUDIO_SUFFIXES = frozenset(
 MIXTURE_NAMES = ("mixture", "mix")
 DEFAULT_SPLITS = ("test", "valid")
 DEFAULT_METRICS = ("sdr", "si_sdr", "snr")
+SILENT_POWER = 1e-8  # mean square below -80 dBFS: the source is absent from the item
 CONDITIONS = ("estimate", "mixture", "oracle_irm")
 
 #: metric name -> one-line definition (written to summary.json "report" and summary.md)
@@ -321,16 +322,22 @@ def score_item(
         results[condition], f = score_set(refs, est, rate, metrics)
         if condition == "estimate":
             frames = f
+    # A source absent from the item (e.g. a song without bass) has no meaningful score: SDR and
+    # SI-SDR of a silent reference measure only the estimate's level. It is left out of the
+    # statistics (None), as MUSDB-style evaluations do, and listed in ``silent_references``.
+    silent = (refs ** 2).mean(axis=(-2, -1)) < SILENT_POWER
     scores: dict[str, Any] = {}
     for i, source in enumerate(sources):
         per_metric = {}
         for m in metrics:
-            row = {c: _num(results[c][m][i]) for c in sets}
+            row = {c: None if silent[i] else _num(results[c][m][i]) for c in sets}
             est, mix = row["estimate"], row["mixture"]
             row["improvement"] = None if est is None or mix is None else est - mix
             per_metric[m] = row
         scores[source] = per_metric
     out = {"scores": scores}
+    if silent.any():
+        out["silent_references"] = [s for i, s in enumerate(sources) if silent[i]]
     if frames is not None:
         out["sdr_frames"] = {s: [_num(v) for v in frames[i]] for i, s in enumerate(sources)}
     return out

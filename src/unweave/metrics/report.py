@@ -73,7 +73,9 @@ def summary_markdown(summary: dict[str, Any]) -> str:
         rows = list(summary["stems"].items())
         for source, per in rows:
             e = per[m]
-            cells = [source] + [
+            n = e["estimate"]["n"]
+            label = source if n == summary["items"] else f"{source} ({n} of {summary['items']})"
+            cells = [label] + [
                 f"{_fmt(e[c]['median'])} ({_fmt(e[c]['mean'])})"
                 for c in ("estimate", "mixture", "improvement")
             ]
@@ -91,6 +93,8 @@ def summary_markdown(summary: dict[str, Any]) -> str:
     lines += [f"- **{m}**: {summary['report'][m]}" for m in summary["metrics"]]
     lines += [
         "- **improvement**: estimate minus mixture (the unprocessed mixture scored as estimate).",
+        "- **(k of n)**: the source is absent (silent reference, below -80 dBFS) from the other "
+        "items, which are left out of its statistics.",
         f"- **IRM oracle**: {summary['settings']['oracle']}",
         "",
     ]
