@@ -168,15 +168,28 @@ def test_disk_full_leaves_no_partial_output(tmp_path, capsys, monkeypatch):
 
 
 def test_models_command_lists_untrained(capsys):
-    assert main(["models"]) == 0
+    assert main(["models", "--all"]) == 0
     out = capsys.readouterr().out
-    assert "UNTRAINED" in out and "demucs" in out
+    assert "UNTRAINED" in out and "tiny-demucs" in out and "demucs" in out
+    assert main(["models", "--markdown"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].startswith("| model | params | source | metric |")
+    trained = [r for r in catalog_rows() if r["trained"]]
+    for r in trained:  # every trained model's scores reach the table, untrained ones never do
+        assert any(line.startswith(f"| {r['name']} |") for line in table)
+    assert not any(line.startswith("| tiny-") for line in table)
     assert main(["models", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     names = {r["name"] for r in rows}
     assert {"demucs", "tasnet", "vocals", "soundtrack", "denoise", "tiny-demucs"} <= names
     assert all(r["trained"] is (r["sha256"] is not None) for r in rows)
     assert all(r["params"] > 0 for r in rows)
+
+
+def catalog_rows():
+    from unweave.pretrained.catalog import list_models
+
+    return list_models(include_tiny=True)
 
 
 def test_separator_api_in_memory(tone):

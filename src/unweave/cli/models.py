@@ -9,6 +9,8 @@ import json
 def add_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--all", action="store_true", help="include the tiny test models")
+    p.add_argument("--markdown", action="store_true",
+                   help="the scores of the trained models as a Markdown table")
 
 
 def _score_text(scores: dict) -> str:
@@ -20,12 +22,41 @@ def _score_text(scores: dict) -> str:
     return "; ".join(parts) or "-"
 
 
+METRIC_NAMES = {"sdr": "SDR", "si_sdr": "SI-SDR", "pesq": "PESQ-WB", "stoi": "STOI"}
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """Per trained model and source: estimate, mixture and IRM-oracle medians of each metric."""
+    lines = ["| model | params | source | metric | model | mixture | IRM oracle | model/oracle |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if not r["trained"]:
+            continue
+        for stem, metrics in r["scores"].items():
+            if not isinstance(metrics, dict):
+                continue
+            for key, label in METRIC_NAMES.items():
+                if key not in metrics:
+                    continue
+                est, mix = metrics[key], metrics.get(f"{key}_mixture")
+                orc = metrics.get(f"{key}_oracle_irm")
+                ratio = f"{est / orc:.2f}" if orc and orc > 0 else "-"
+                fmt = "{:.2f}".format
+                lines.append(f"| {r['name']} | {r['params'] / 1e6:.2f}M | {stem} | {label} | "
+                             f"{fmt(est)} | {fmt(mix) if mix is not None else '-'} | "
+                             f"{fmt(orc) if orc is not None else '-'} | {ratio} |")
+    return "\n".join(lines)
+
+
 def run(args: argparse.Namespace) -> int:
     from ..pretrained.catalog import list_models
 
     rows = list_models(include_tiny=args.all or args.json)
     if args.json:
         print(json.dumps(rows, indent=2))
+        return 0
+    if args.markdown:
+        print(markdown_table(rows))
         return 0
     header = f"{'name':<18} {'task':<11} {'arch':<12} {'rate':>6} {'params':>8}  {'weights':<22} sources"
     print(header)
