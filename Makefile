@@ -26,8 +26,9 @@ test: setup
 test-all: setup
 	$(PY) -m pytest -q -m ""
 
-bench: setup
-	$(PY) bench/run_all.py
+bench: setup  # minutes to an hour; figures land in bench/results/
+	$(PY) bench/speed.py --seconds 180 --threads 2 --repeats 1
+	$(PY) bench/memory.py --model default --minutes 1 60 --threads 1
 
 clean:
 	rm -rf separated .pytest_cache
