@@ -289,6 +289,21 @@ def test_spec_unet_dense_and_odd_fft():
     assert all(p.grad is not None for p in model.parameters())
 
 
+
+@pytest.mark.parametrize("input_kind", ["magnitude", "complex"])
+@pytest.mark.parametrize("output_kind", ["mask", "spectrum"])
+def test_spec_unet_normalize_makes_output_scale_equivariant(input_kind, output_kind):
+    kw = dict(input=input_kind, output=output_kind, compress=0.3)
+    mix = _mix(_tiny("spec_unet"), 4097)
+    with torch.no_grad():
+        model = _tiny("spec_unet", normalize=True, **kw).eval()
+        quiet, loud = model(mix), model(mix * 100.0)
+        torch.testing.assert_close(loud / 100.0, quiet, rtol=1e-4, atol=1e-5)
+        plain = _tiny("spec_unet", normalize=False, **kw).eval()  # level-dependent without it
+        assert not torch.allclose(plain(mix * 100.0) / 100.0, plain(mix), rtol=1e-3, atol=1e-4)
+    with pytest.raises(ValueError, match="compress"):
+        _tiny("spec_unet", compress=0.0)
+
 def test_spec_unet_default_config():
     model = build_model("spec_unet")
     assert model.sources == ("vocals", "accompaniment")

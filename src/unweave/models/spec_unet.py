@@ -13,7 +13,9 @@ concatenated skip connections, optional dense blocks at every level) predicts fo
 either a mask (``output="mask"``: a sigmoid magnitude mask applied to the mixture STFT, i.e. with
 the mixture phase, or an unbounded complex mask for complex input) or the spectrum itself
 (``output="spectrum"``: a magnitude combined with the mixture phase, or a complex spectrum).
-Frequency and frame axes are zero-padded to multiples of ``2**depth`` and cropped back.
+Frequency and frame axes are zero-padded to multiples of ``2**depth`` and cropped back. Optionally
+the input is divided by its RMS (``normalize``) and its magnitudes power-law compressed
+(``compress``) before the network; masks and spectra are applied in the original scale.
 
 ``predict="noise"`` turns the model into an interference estimator: the network estimates only
 the second source (e.g. "noise" or "accompaniment"); the first is the mixture minus that
@@ -72,6 +74,8 @@ class SpecUNet(SeparationModel):
         input: str = "magnitude",  # noqa: A002 - the documented argument name
         output: str = "mask",
         predict: str = "sources",
+        normalize: bool = False,
+        compress: float = 1.0,
     ) -> None:
         """
         Args:
@@ -92,6 +96,11 @@ class SpecUNet(SeparationModel):
             output: "mask" (applied to the mixture STFT) or "spectrum" (estimated directly).
             predict: "sources" (one estimate per source) or "noise" (estimate the interference,
                 the target is the mixture minus it).
+            normalize: divide the mixture STFT by its RMS (per item) before the network, and
+                multiply spectrum outputs back, so that the network sees level-free input.
+            compress: exponent applied to the magnitudes the network sees (phase kept for
+                complex input); 1.0 feeds them as they are, 0.3 is a common power-law
+                compression that evens out loud and quiet bins.
         """
         super().__init__(
             sources=sources, sample_rate=sample_rate, audio_channels=audio_channels,
@@ -110,6 +119,10 @@ class SpecUNet(SeparationModel):
         self.input_mode = input
         self.output_mode = output
         self.predict = predict
+        if not 0.0 < float(compress) <= 1.0:
+            raise ValueError(f"compress must be in (0, 1], got {compress!r}")
+        self.normalize = bool(normalize)
+        self.compress = float(compress)
         self.estimates = 1 if predict == "noise" else len(self.sources)
         maps = self.audio_channels * (2 if input == "complex" else 1)  # per estimate
 
@@ -165,10 +178,16 @@ class SpecUNet(SeparationModel):
         batch, chans, length = mix.shape
         spec = stft(mix, self.n_fft, self.hop_length)  # (B, C, F, N) complex
         bins, frames = spec.shape[-2:]
+        scale = spec.new_ones((batch, 1, 1, 1), dtype=spec.real.dtype)
+        if self.normalize:  # (B, 1, 1, 1) RMS of the mixture STFT
+            scale = spec.abs().pow(2).mean(dim=(1, 2, 3), keepdim=True).sqrt().clamp_min(1e-8)
+        feats = spec / scale
+        if self.compress != 1.0:
+            feats = feats * feats.abs().clamp_min(1e-8).pow(self.compress - 1.0)
         if self.input_mode == "magnitude":
-            feats = spec.abs()  # (B, C, F, N)
+            feats = feats.abs()  # (B, C, F, N)
         else:
-            feats = torch.cat([spec.real, spec.imag], dim=1)  # (B, 2C, F, N)
+            feats = torch.cat([feats.real, feats.imag], dim=1)  # (B, 2C, F, N)
         multiple = 2**self.depth
         pad_f = -bins % multiple
         pad_n = -frames % multiple
@@ -181,12 +200,11 @@ class SpecUNet(SeparationModel):
                 est = torch.sigmoid(out) * mixture
             else:
                 phase = mixture / mixture.abs().clamp_min(1e-8)
-                est = F.relu(out) * phase
+                est = F.relu(out) * phase * scale.unsqueeze(1)
         else:
             out = out.reshape(batch, self.estimates, 2, chans, bins, frames)  # (B, K, 2, C, F, N)
             est = torch.complex(out[:, :, 0], out[:, :, 1])  # (B, K, C, F, N)
-            if self.output_mode == "mask":
-                est = est * mixture
+            est = est * mixture if self.output_mode == "mask" else est * scale.unsqueeze(1)
         wav = istft(est, self.n_fft, self.hop_length, length)  # (B, K, C, T)
         if self.predict == "noise":
             noise = wav[:, 0]  # (B, C, T)
