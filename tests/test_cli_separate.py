@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -145,7 +144,7 @@ def test_unwritable_output_folder(tmp_path, capsys):
 
 
 def test_disk_full_leaves_no_partial_output(tmp_path, capsys, monkeypatch):
-    import unweave.audio.io as io
+    from unweave.audio import io
 
     src = write_tone(tmp_path / "t.wav", seconds=1.0)
     real_open = io.open_writer
@@ -184,6 +183,18 @@ def test_models_command_lists_untrained(capsys):
     assert {"demucs", "tasnet", "vocals", "soundtrack", "denoise", "tiny-demucs"} <= names
     assert all(r["trained"] is (r["sha256"] is not None) for r in rows)
     assert all(r["params"] > 0 for r in rows)
+
+
+def test_models_into_a_closed_pipe_exits_quietly():
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "unweave", "models", "--all"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader is gone before anything is written (`| head -0`)
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141
+    assert "Traceback" not in err and "BrokenPipe" not in err
 
 
 def catalog_rows():

@@ -293,7 +293,7 @@ def test_spec_unet_dense_and_odd_fft():
 @pytest.mark.parametrize("input_kind", ["magnitude", "complex"])
 @pytest.mark.parametrize("output_kind", ["mask", "spectrum"])
 def test_spec_unet_normalize_makes_output_scale_equivariant(input_kind, output_kind):
-    kw = dict(input=input_kind, output=output_kind, compress=0.3)
+    kw = {"input": input_kind, "output": output_kind, "compress": 0.3}
     mix = _mix(_tiny("spec_unet"), 4097)
     with torch.no_grad():
         model = _tiny("spec_unet", normalize=True, **kw).eval()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["Separator", "load_model", "list_models", "__version__"]
+__all__ = ["Separator", "__version__", "list_models", "load_model"]
 
 
 def __getattr__(name: str):

@@ -7,8 +7,9 @@ instantiates one. Every architecture declares a ``tiny`` configuration for tests
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from torch import nn
 

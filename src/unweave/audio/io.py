@@ -37,6 +37,7 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 import av
 import numpy as np
@@ -501,7 +502,7 @@ class AudioReader:
     def close(self) -> None:
         self._src.close()
 
-    def __enter__(self) -> AudioReader:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:

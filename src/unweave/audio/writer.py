@@ -22,10 +22,12 @@ block is then scaled exactly as ``write(..., clip="rescale")`` would scale the w
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import uuid
 from pathlib import Path
+from typing import Self
 
 import numpy as np
 import soundfile as sf
@@ -202,10 +204,8 @@ class AudioWriter:
     def abort(self) -> None:
         """Drop everything written so far (the destination is left untouched)."""
         if self._file is not None:
-            try:
+            with contextlib.suppress(Exception):  # closing a failed file may fail again
                 self._file.close()
-            except Exception:  # noqa: BLE001 - closing a failed file may fail again
-                pass
             self._file = None
         self._discard()
 
@@ -215,7 +215,7 @@ class AudioWriter:
         except OSError:
             pass
 
-    def __enter__(self) -> AudioWriter:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

@@ -45,8 +45,8 @@ class ChunkPlan:
         seconds = segment if segment is not None else getattr(model, "segment", None) or 10.0
         if seconds <= 0:
             raise ValueError(f"segment must be positive, got {seconds}")
-        segment_length = max(2, int(round(seconds * model.sample_rate)))
-        stride = max(1, segment_length - int(round(overlap * segment_length)))
+        segment_length = max(2, round(seconds * model.sample_rate))
+        stride = max(1, segment_length - round(overlap * segment_length))
         return cls(segment_length, stride, int(model.valid_length(segment_length)))
 
 

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 import torch
 from torch import nn
@@ -230,7 +231,7 @@ class _StemWriters:
         self.writers: dict[str, io.AudioWriter] = {}
         self.peaks = dict.fromkeys(names, 0.0)
 
-    def __enter__(self) -> _StemWriters:
+    def __enter__(self) -> Self:
         try:
             for name, target in self.targets.items():
                 target.parent.mkdir(parents=True, exist_ok=True)

@@ -93,8 +93,8 @@ def summary_markdown(summary: dict[str, Any]) -> str:
     lines += [f"- **{m}**: {summary['report'][m]}" for m in summary["metrics"]]
     lines += [
         "- **improvement**: estimate minus mixture (the unprocessed mixture scored as estimate).",
-        "- **(k of n)**: the source is absent (silent reference, below -80 dBFS) from the other "
-        "items, which are left out of its statistics.",
+        ("- **(k of n)**: the source is absent (silent reference, below -80 dBFS) from the other "
+        "items, which are left out of its statistics."),
         f"- **IRM oracle**: {summary['settings']['oracle']}",
         "",
     ]

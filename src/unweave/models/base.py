@@ -13,8 +13,6 @@ A model is an ``nn.Module`` with:
 
 from __future__ import annotations
 
-from typing import Any
-
 from torch import nn
 
 

@@ -71,7 +71,7 @@ class SpecUNet(SeparationModel):
         dense: bool = False,
         dense_growth: int | None = None,
         # Input and output representations
-        input: str = "magnitude",  # noqa: A002 - the documented argument name
+        input: str = "magnitude",
         output: str = "mask",
         predict: str = "sources",
         normalize: bool = False,

@@ -77,7 +77,7 @@ def read_checkpoint(path: str | os.PathLike, *, sha256: str | None = None) -> di
             raise ModelError(f"{path}: sha256 mismatch (expected {sha256[:12]}…, got {got[:12]}…)")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad checkpoint
+    except Exception as exc:
         raise ModelError(f"{path}: not a readable checkpoint ({exc.__class__.__name__})") from exc
     if not isinstance(payload, dict) or payload.get("format_version") != FORMAT_VERSION:
         raise ModelError(f"{path}: not an unweave checkpoint (format_version missing or unknown)")
