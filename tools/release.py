@@ -56,9 +56,14 @@ def main() -> None:
     ap.add_argument("--hardware", required=True)
     ap.add_argument("--wall-minutes", type=float, default=None)
     ap.add_argument("--data-note", default="")
+    ap.add_argument("--continued", action="store_true",
+                    help="the run was initialised from the shipped weights (model.init): keep the "
+                         "earlier training record under training.continued_from")
     args = ap.parse_args()
 
     payload = read_checkpoint(args.checkpoint)
+    catalog = json.loads(CATALOG_PATH.read_text())
+    previous = next(e for e in catalog["models"] if e["name"] == args.name)
     WEIGHTS_DIR.mkdir(parents=True, exist_ok=True)
     target = WEIGHTS_DIR / f"{args.name}.pt"
     shutil.copyfile(args.checkpoint, target)
@@ -73,8 +78,9 @@ def main() -> None:
     training = {**_training(args.run), "hardware": args.hardware}
     if args.wall_minutes:
         training["wall_minutes"] = args.wall_minutes
-    catalog = json.loads(CATALOG_PATH.read_text())
-    entry = next(e for e in catalog["models"] if e["name"] == args.name)
+    entry = previous
+    if args.continued and entry.get("training"):
+        training["continued_from"] = {**entry["training"], "sha256": entry["weights"]["sha256"]}
     entry.update({
         "arch": payload["arch"], "kwargs": payload["kwargs"],
         "weights": {"file": target.name, "sha256": sha256_file(target), "url": None},
