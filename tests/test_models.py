@@ -289,7 +289,6 @@ def test_spec_unet_dense_and_odd_fft():
     assert all(p.grad is not None for p in model.parameters())
 
 
-
 @pytest.mark.parametrize("input_kind", ["magnitude", "complex"])
 @pytest.mark.parametrize("output_kind", ["mask", "spectrum"])
 def test_spec_unet_normalize_makes_output_scale_equivariant(input_kind, output_kind):
@@ -303,6 +302,7 @@ def test_spec_unet_normalize_makes_output_scale_equivariant(input_kind, output_k
         assert not torch.allclose(plain(mix * 100.0) / 100.0, plain(mix), rtol=1e-3, atol=1e-4)
     with pytest.raises(ValueError, match="compress"):
         _tiny("spec_unet", compress=0.0)
+
 
 def test_spec_unet_default_config():
     model = build_model("spec_unet")

@@ -63,7 +63,7 @@ def main() -> None:
 
     payload = read_checkpoint(args.checkpoint)
     catalog = json.loads(CATALOG_PATH.read_text())
-    previous = next(e for e in catalog["models"] if e["name"] == args.name)
+    entry = next(e for e in catalog["models"] if e["name"] == args.name)
     WEIGHTS_DIR.mkdir(parents=True, exist_ok=True)
     target = WEIGHTS_DIR / f"{args.name}.pt"
     shutil.copyfile(args.checkpoint, target)
@@ -78,7 +78,6 @@ def main() -> None:
     training = {**_training(args.run), "hardware": args.hardware}
     if args.wall_minutes:
         training["wall_minutes"] = args.wall_minutes
-    entry = previous
     if args.continued and entry.get("training"):
         training["continued_from"] = {**entry["training"], "sha256": entry["weights"]["sha256"]}
     entry.update({

@@ -178,10 +178,10 @@ class SpecUNet(SeparationModel):
         batch, chans, length = mix.shape
         spec = stft(mix, self.n_fft, self.hop_length)  # (B, C, F, N) complex
         bins, frames = spec.shape[-2:]
-        scale = spec.new_ones((batch, 1, 1, 1), dtype=spec.real.dtype)
+        feats, scale = spec, None
         if self.normalize:  # (B, 1, 1, 1) RMS of the mixture STFT
             scale = spec.abs().pow(2).mean(dim=(1, 2, 3), keepdim=True).sqrt().clamp_min(1e-8)
-        feats = spec / scale
+            feats = spec / scale
         if self.compress != 1.0:
             feats = feats * feats.abs().clamp_min(1e-8).pow(self.compress - 1.0)
         if self.input_mode == "magnitude":
@@ -200,11 +200,14 @@ class SpecUNet(SeparationModel):
                 est = torch.sigmoid(out) * mixture
             else:
                 phase = mixture / mixture.abs().clamp_min(1e-8)
-                est = F.relu(out) * phase * scale.unsqueeze(1)
+                est = F.relu(out) * phase
         else:
             out = out.reshape(batch, self.estimates, 2, chans, bins, frames)  # (B, K, 2, C, F, N)
             est = torch.complex(out[:, :, 0], out[:, :, 1])  # (B, K, C, F, N)
-            est = est * mixture if self.output_mode == "mask" else est * scale.unsqueeze(1)
+            if self.output_mode == "mask":
+                est = est * mixture
+        if scale is not None and self.output_mode == "spectrum":
+            est = est * scale.unsqueeze(1)  # back to the mixture's level
         wav = istft(est, self.n_fft, self.hop_length, length)  # (B, K, C, T)
         if self.predict == "noise":
             noise = wav[:, 0]  # (B, C, T)
