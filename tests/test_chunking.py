@@ -74,3 +74,33 @@ class _NonLinear(IdentityModel):
     def forward(self, mix):
         ramp = torch.linspace(0.5, 1.5, mix.shape[-1])
         return torch.stack([torch.tanh(mix) * ramp, mix - torch.tanh(mix) * ramp], dim=1)
+
+
+class _LevelDependent(IdentityModel):
+    """Scales the mixture by its own RMS over time: zero padding would change every sample."""
+
+    def forward(self, mix):
+        self.calls += 1
+        rms = mix.pow(2).mean(-1, keepdim=True).sqrt()
+        return torch.stack([mix * rms, mix - mix * rms], dim=1)
+
+
+@pytest.mark.parametrize("length", [1, 999, 3000])
+def test_short_input_runs_without_zero_padding(length):
+    model = _LevelDependent(segment=0.5)  # 4000 samples: one chunk, longer than the input
+    mix = torch.randn(2, length)
+    out = apply(model, mix)
+    torch.testing.assert_close(out, model(mix[None])[0], atol=1e-5, rtol=1e-5)
+
+
+def test_last_chunk_runs_on_the_samples_it_covers():
+    model = _LevelDependent(segment=0.5)
+    mix = torch.randn(2, 10000)  # chunks at 0 and 4000 (full), 8000 (2000 samples left)
+    out = apply(model, mix, overlap=0.0)
+    torch.testing.assert_close(out[..., 8000:], model(mix[None, :, 8000:])[0], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(out[..., :4000], model(mix[None, :, :4000])[0], atol=1e-5, rtol=1e-5)
+    # Streaming gives the same result, and with shifts the first (delayed) chunk is partial too.
+    for shifts in (0, 3):
+        whole = apply(model, mix, overlap=0.25, shifts=shifts, seed=1)
+        streamed = apply(model, mix, overlap=0.25, shifts=shifts, seed=1, block_seconds=0.3)
+        torch.testing.assert_close(streamed, whole, atol=1e-5, rtol=1e-5)

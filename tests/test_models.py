@@ -357,3 +357,15 @@ def test_mrx_channels_are_processed_alike():
     with torch.no_grad():
         out = model(mono.repeat(1, 2, 1))
     torch.testing.assert_close(out[:, :, 0], out[:, :, 1])
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_chunked_inference_with_a_one_sample_last_chunk(arch):
+    from unweave.inference.chunking import apply
+
+    model = _tiny(arch).eval()
+    chunk = round(0.1 * model.sample_rate)
+    mix = _mix(model, 2 * chunk + 1, batch=1)[0]  # the last chunk covers a single sample
+    out = apply(model, mix, segment=0.1, overlap=0.0, shifts=1)
+    assert out.shape == (len(model.sources), model.audio_channels, 2 * chunk + 1)
+    assert torch.isfinite(out).all()

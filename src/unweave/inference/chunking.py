@@ -176,16 +176,56 @@ class ChunkedSeparation:
         self.emitted = 0
 
     def _process(self, final: bool) -> None:
+        length = self.plan.segment_length
         for ola in self.passes:
             ks = ola.ready_chunks(self.received, final)
-            for i in range(0, len(ks), self.batch_size):
-                group = ks[i: i + self.batch_size]
-                chunks = [self._chunk_input(ola.chunk_start(k)) for k in group]
-                outs = _run_model(self.model, chunks, self.plan, self.device)
-                for k, out in zip(group, outs):
-                    ola.add(k, out)
-                if self.progress is not None:  # each chunk advances its pass by one stride
-                    self.progress(len(group) * self.plan.stride / len(self.passes))
+            # Chunks that reach past either end of the signal (a short file, the last chunk, a
+            # shifted first chunk) run on the samples they cover only: zero padding in front of
+            # the model is input it never saw in training and changes its output near the edge.
+            group: list[int] = []
+            for k in ks:
+                start = ola.chunk_start(k)
+                if start >= 0 and start + length <= self.received:
+                    group.append(k)
+                    if len(group) == self.batch_size:
+                        self._run_group(ola, group)
+                        group = []
+                    continue
+                self._run_group(ola, group)  # keep chunks in order: add() tracks the next one
+                group = []
+                ola.add(k, self._run_partial(start))
+                self._tick(1)
+            self._run_group(ola, group)
+
+    def _run_group(self, ola: _OverlapAdd, group: list[int]) -> None:
+        if not group:
+            return
+        chunks = [self._chunk_input(ola.chunk_start(k)) for k in group]
+        outs = _run_model(self.model, chunks, self.plan, self.device)
+        for k, out in zip(group, outs):
+            ola.add(k, out)
+        self._tick(len(group))
+
+    def _tick(self, chunks: int) -> None:
+        if self.progress is not None:  # each chunk advances its pass by one stride
+            self.progress(chunks * self.plan.stride / len(self.passes))
+
+    def _run_partial(self, start: int) -> torch.Tensor:
+        """Output (S, C, segment_length) of the chunk at ``start`` computed from the part of it
+        inside the signal (zeros elsewhere, where it is never read)."""
+        length = self.plan.segment_length
+        lo, hi = max(start, 0), min(start + length, self.received)
+        piece = self.buffer[:, lo - self.buffer_start: hi - self.buffer_start]
+        n = piece.shape[-1]
+        batch = piece[None].to(self.device)
+        pad = int(self.model.valid_length(n)) - n
+        if pad:
+            batch = nn.functional.pad(batch, (0, pad))
+        with torch.inference_mode():
+            out = self.model(batch)[0, ..., :n].float().cpu()  # (S, C, n)
+        full = out.new_zeros(*out.shape[:-1], length)
+        full[..., lo - start: hi - start] = out
+        return full
 
     def _chunk_input(self, start: int) -> torch.Tensor:
         length = self.plan.segment_length
