@@ -4,7 +4,9 @@ dataset.json, training facts from the run, scores from an `unweave evaluate` sum
 
 Usage: python tools/release.py NAME CHECKPOINT --corpus corpora/denoise \
            --summary reports/denoise/summary.json --run runs/denoise_spec_unet \
-           --license "CC-BY-SA-3.0" --hardware "2-core CPU" [--default TASK]
+           --license "CC-BY-SA-3.0" --hardware "2-core CPU" [--continued]
+       python tools/release.py NAME --rescore --summary reports/X/summary.json
+           (new scores for the shipped weights, e.g. after an inference change; the rest is kept)
 Only measured numbers are copied; nothing is typed in by hand.
 """
 
@@ -45,25 +47,47 @@ def _training(run: Path) -> dict:
     return info
 
 
+def _write(catalog: dict) -> None:
+    fd, tmp = tempfile.mkstemp(dir=CATALOG_PATH.parent, suffix=".json")
+    with os.fdopen(fd, "w") as f:
+        json.dump(catalog, f, indent=2)
+        f.write("\n")
+    os.replace(tmp, CATALOG_PATH)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("name")
-    ap.add_argument("checkpoint", type=Path)
-    ap.add_argument("--corpus", type=Path, required=True)
+    ap.add_argument("checkpoint", type=Path, nargs="?")
+    ap.add_argument("--corpus", type=Path)
     ap.add_argument("--summary", type=Path, required=True)
-    ap.add_argument("--run", type=Path, required=True)
-    ap.add_argument("--license", required=True, help="license of the weights")
-    ap.add_argument("--hardware", required=True)
+    ap.add_argument("--run", type=Path)
+    ap.add_argument("--license", help="license of the weights")
+    ap.add_argument("--hardware")
     ap.add_argument("--wall-minutes", type=float, default=None)
     ap.add_argument("--data-note", default="")
     ap.add_argument("--continued", action="store_true",
                     help="the run was initialised from the shipped weights (model.init): keep the "
                          "earlier training record under training.continued_from")
+    ap.add_argument("--rescore", action="store_true",
+                    help="only replace the scores of the shipped weights with --summary's")
     args = ap.parse_args()
+    catalog = json.loads(CATALOG_PATH.read_text())
+    entry = next((e for e in catalog["models"] if e["name"] == args.name), None)
+    if entry is None:
+        ap.error(f"{args.name}: not in {CATALOG_PATH}")
+    if args.rescore:
+        entry["scores"] = _scores(json.loads(args.summary.read_text()))
+        _write(catalog)
+        print(f"{args.name}: scores replaced from {args.summary}")
+        return
+    missing = [opt for opt, value in (("CHECKPOINT", args.checkpoint), ("--corpus", args.corpus),
+                                      ("--run", args.run), ("--license", args.license),
+                                      ("--hardware", args.hardware)) if value is None]
+    if missing:
+        ap.error("a release needs " + ", ".join(missing))
 
     payload = read_checkpoint(args.checkpoint)
-    catalog = json.loads(CATALOG_PATH.read_text())
-    entry = next(e for e in catalog["models"] if e["name"] == args.name)
     WEIGHTS_DIR.mkdir(parents=True, exist_ok=True)
     target = WEIGHTS_DIR / f"{args.name}.pt"
     shutil.copyfile(args.checkpoint, target)
@@ -86,11 +110,7 @@ def main() -> None:
         "data": data, "license": args.license,
         "scores": _scores(json.loads(args.summary.read_text())), "training": training,
     })
-    fd, tmp = tempfile.mkstemp(dir=CATALOG_PATH.parent, suffix=".json")
-    with os.fdopen(fd, "w") as f:
-        json.dump(catalog, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, CATALOG_PATH)
+    _write(catalog)
     print(f"{args.name}: {target} ({target.stat().st_size / 1e6:.1f} MB) sha256 "
           f"{entry['weights']['sha256'][:12]}")
 
