@@ -36,7 +36,7 @@ def _scores(summary: dict) -> dict:
     return out
 
 
-def _training(run: Path) -> dict:
+def _training(run: Path, meta: dict) -> dict:
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line]
     train = [r for r in rows if r.get("kind") == "train"]
     valid = [r for r in rows if r.get("kind") == "valid"]
@@ -44,6 +44,15 @@ def _training(run: Path) -> dict:
     if valid:
         info["final_validation"] = {k: round(v, 3) for k, v in valid[-1].items()
                                     if isinstance(v, float)}
+    # The shipped checkpoint may be an earlier (best) one: record its step and validation.
+    if meta.get("step") is not None:
+        info["checkpoint_step"] = meta["step"]
+    if meta.get("valid"):
+        info["checkpoint_validation"] = {k: round(v, 3) for k, v in meta["valid"].items()
+                                         if isinstance(v, float)}
+    loss = meta.get("config", {}).get("train", {}).get("loss")
+    if loss:
+        info["loss"] = loss
     return info
 
 
@@ -99,7 +108,7 @@ def main() -> None:
                                       for p, v in packages.items())
             + f"; {dataset['minutes']['train']:.0f} min train / {dataset['minutes']['valid']:.0f} min "
             "valid, split by speaker/track." + (f" {args.data_note}" if args.data_note else ""))
-    training = {**_training(args.run), "hardware": args.hardware}
+    training = {**_training(args.run, payload.get("meta") or {}), "hardware": args.hardware}
     if args.wall_minutes:
         training["wall_minutes"] = args.wall_minutes
     if args.continued and entry.get("training"):
