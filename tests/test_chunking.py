@@ -104,3 +104,11 @@ def test_last_chunk_runs_on_the_samples_it_covers():
         whole = apply(model, mix, overlap=0.25, shifts=shifts, seed=1)
         streamed = apply(model, mix, overlap=0.25, shifts=shifts, seed=1, block_seconds=0.3)
         torch.testing.assert_close(streamed, whole, atol=1e-5, rtol=1e-5)
+
+
+def test_finish_without_input_and_shifts_returns_nothing():
+    model = _LevelDependent(segment=0.5)
+    engine = ChunkedSeparation(model, shifts=2, seed=4)
+    out = engine.finish()
+    assert out.shape == (2, 2, 0)
+    assert model.calls == 0  # no model pass over a chunk that holds none of the signal

@@ -215,6 +215,8 @@ class ChunkedSeparation:
         inside the signal (zeros elsewhere, where it is never read)."""
         length = self.plan.segment_length
         lo, hi = max(start, 0), min(start + length, self.received)
+        if hi <= lo:  # nothing of the signal in this chunk (an empty input)
+            return torch.zeros(len(self.model.sources), self.channels, length)
         piece = self.buffer[:, lo - self.buffer_start: hi - self.buffer_start]
         n = piece.shape[-1]
         batch = piece[None].to(self.device)
