@@ -36,20 +36,23 @@ def _scores(summary: dict) -> dict:
     return out
 
 
+def _rounded(metrics: dict) -> dict:
+    return {k: round(v, 3) for k, v in metrics.items() if isinstance(v, float)}
+
+
 def _training(run: Path, meta: dict) -> dict:
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line]
     train = [r for r in rows if r.get("kind") == "train"]
     valid = [r for r in rows if r.get("kind") == "valid"]
     info = {"steps": train[-1]["step"] if train else 0, "recipe": (run / "config.yaml").name}
     if valid:
-        info["final_validation"] = {k: round(v, 3) for k, v in valid[-1].items()
-                                    if isinstance(v, float)}
-    # The shipped checkpoint may be an earlier (best) one: record its step and validation.
+        info["final_validation"] = _rounded(valid[-1])
+    # The shipped checkpoint may be an earlier (best) one: record its step, and its validation
+    # when that is not the final one.
     if meta.get("step") is not None:
         info["checkpoint_step"] = meta["step"]
-    if meta.get("valid"):
-        info["checkpoint_validation"] = {k: round(v, 3) for k, v in meta["valid"].items()
-                                         if isinstance(v, float)}
+    if meta.get("valid") and meta.get("step") != info["steps"]:
+        info["checkpoint_validation"] = _rounded(meta["valid"])
     loss = meta.get("config", {}).get("train", {}).get("loss")
     if loss:
         info["loss"] = loss

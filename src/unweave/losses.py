@@ -19,6 +19,8 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
+from .dsp.stft import stft
+
 EPS = 1e-8
 
 # (n_fft, hop, win_length) triplets for the multi-resolution STFT loss (as in Parallel WaveGAN).
@@ -89,13 +91,7 @@ def compressed_spec(est: torch.Tensor, ref: torch.Tensor, *, n_fft: int = 512, h
     if not 0.0 <= complex_weight <= 1.0:
         raise ValueError(f"complex_weight must be in [0, 1], got {complex_weight!r}")
     est, ref = _f32(est, ref)
-    shape = est.shape
-    both = torch.cat([est.reshape(-1, shape[-1]), ref.reshape(-1, shape[-1])])  # (2M, T)
-    if both.shape[-1] < n_fft:
-        both = F.pad(both, (0, n_fft - both.shape[-1]))
-    window = torch.hann_window(n_fft, device=both.device, dtype=both.dtype)
-    spec = torch.stft(both, n_fft, hop_length=hop, window=window, center=True,
-                      return_complex=True)  # (2M, F, N)
+    spec = stft(torch.stack([est, ref]), n_fft, hop)  # (2, ..., F, N)
     # |X|**p with a smooth floor: the plain power has an infinite gradient at |X| = 0
     mag = (spec.real.pow(2) + spec.imag.pow(2) + EPS).pow(power / 2)
     cplx = spec * (mag / (spec.abs() + EPS))

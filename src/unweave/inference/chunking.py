@@ -126,16 +126,17 @@ class _OverlapAdd:
         return out
 
 
-def _run_model(model: nn.Module, chunks: list[torch.Tensor], plan: ChunkPlan,
+def _run_model(model: nn.Module, batch: torch.Tensor, valid_length: int,
                device: torch.device) -> torch.Tensor:
-    """chunks: list of (C, segment_length) -> (len, S, C, segment_length)."""
-    batch = torch.stack(chunks).to(device)
-    pad = plan.model_length - plan.segment_length
-    if pad:
-        batch = nn.functional.pad(batch, (0, pad))
+    """batch: (b, C, n) -> (b, S, C, n); the input is zero-padded to ``valid_length`` (the
+    model's valid length for n samples) and the output cropped back."""
+    n = batch.shape[-1]
+    batch = batch.to(device)
+    if valid_length > n:
+        batch = nn.functional.pad(batch, (0, valid_length - n))
     with torch.inference_mode():
-        out = model(batch)  # (b, S, C, model_length)
-    return out[..., : plan.segment_length].float().cpu()
+        out = model(batch)  # (b, S, C, valid_length)
+    return out[..., :n].float().cpu()
 
 
 class ChunkedSeparation:
@@ -200,8 +201,8 @@ class ChunkedSeparation:
     def _run_group(self, ola: _OverlapAdd, group: list[int]) -> None:
         if not group:
             return
-        chunks = [self._chunk_input(ola.chunk_start(k)) for k in group]
-        outs = _run_model(self.model, chunks, self.plan, self.device)
+        chunks = torch.stack([self._chunk_input(ola.chunk_start(k)) for k in group])
+        outs = _run_model(self.model, chunks, self.plan.model_length, self.device)
         for k, out in zip(group, outs):
             ola.add(k, out)
         self._tick(len(group))
@@ -217,14 +218,8 @@ class ChunkedSeparation:
         lo, hi = max(start, 0), min(start + length, self.received)
         if hi <= lo:  # nothing of the signal in this chunk (an empty input)
             return torch.zeros(len(self.model.sources), self.channels, length)
-        piece = self.buffer[:, lo - self.buffer_start: hi - self.buffer_start]
-        n = piece.shape[-1]
-        batch = piece[None].to(self.device)
-        pad = int(self.model.valid_length(n)) - n
-        if pad:
-            batch = nn.functional.pad(batch, (0, pad))
-        with torch.inference_mode():
-            out = self.model(batch)[0, ..., :n].float().cpu()  # (S, C, n)
+        piece = self.buffer[None, :, lo - self.buffer_start: hi - self.buffer_start]  # (1, C, n)
+        out = _run_model(self.model, piece, int(self.model.valid_length(hi - lo)), self.device)[0]
         full = out.new_zeros(*out.shape[:-1], length)
         full[..., lo - start: hi - start] = out
         return full
