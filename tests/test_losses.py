@@ -105,6 +105,29 @@ def test_noise_weighted_mse_identity_is_one():
     assert losses.noise_weighted_mse(est, ref, ref.sum(1)).item() < 100
 
 
+def test_soft_snr_weighs_quiet_stems_and_stays_bounded():
+    ref = _stems(b=1, s=2, t=8000)
+    ref[:, 1] *= 0.1  # a stem 20 dB below the other
+    mix = ref.sum(1)
+    # Known value: 10 log10((E_err + tau E_x) / (E_ref + tau E_x)) per source, averaged.
+    est = ref * 0.9
+    tau = 10 ** (-30 / 10)
+    e_x = mix.pow(2).sum()
+    want = sum(10 * math.log10((0.01 * ref[:, i].pow(2).sum() + tau * e_x)
+                               / (ref[:, i].pow(2).sum() + tau * e_x)) for i in range(2)) / 2
+    assert losses.soft_snr(est, ref, mix).item() == pytest.approx(want, rel=1e-4)
+    # Silencing the quiet stem costs about 10 dB on its own (its SNR down to the floor at
+    # -30 dB of the mixture), halved by the average over two stems; L1 hardly notices it.
+    silent = ref.clone()
+    silent[:, 1] = 0
+    perfect = losses.soft_snr(ref.clone(), ref, mix).item()
+    assert losses.soft_snr(silent, ref, mix).item() - perfect > 4.5
+    assert losses.l1(silent, ref).item() < 0.1 * losses.l1(ref * 0, ref).item()
+    # A silent reference with a silent estimate scores 0; the floor caps the best score.
+    ref[:, 1] = 0
+    assert losses.soft_snr(ref.clone(), ref, ref.sum(1)).item() == pytest.approx(-15.0, abs=0.01)
+
+
 def test_noise_huber_uses_noise_source_or_residual():
     ref = _stems(s=2)
     mix = ref.sum(1)

@@ -186,6 +186,26 @@ def noise_huber(est: torch.Tensor, ref: torch.Tensor, mix: torch.Tensor, *,
     return F.huber_loss(n_est, n_ref, delta=delta) / delta
 
 
+def soft_snr(est: torch.Tensor, ref: torch.Tensor, mix: torch.Tensor | None = None, *,
+             max_snr_db: float = 30.0, eps: float = EPS) -> torch.Tensor:
+    """Negative SNR (dB) per source with a soft floor tied to the mixture, averaged.
+
+    ``est, ref: (B, S, C, T)``, ``mix: (B, C, T)`` (the sum of ``ref`` without it). With
+    ``tau = 10^(-max_snr_db / 10)`` and ``E_x`` the mixture energy (channels together):
+    ``10 log10((|ref - est|^2 + tau E_x) / (|ref|^2 + tau E_x))``. Every source counts by its
+    own level, so a stem 20 dB below the others weighs as much as they do (plain L1 lets the
+    model leave it silent); a silent reference gives 0 for a silent estimate, and the floor
+    stops any source from being pushed past ``max_snr_db`` below the mixture. A perfect
+    estimate scores about ``-max_snr_db`` for a source as loud as the mixture.
+    """
+    est, ref = _f32(est, ref)
+    mix = ref.sum(1) if mix is None else mix.float()
+    floor = 10 ** (-max_snr_db / 10) * mix.pow(2).flatten(1).sum(-1, keepdim=True)  # (B, 1)
+    err = (ref - est).pow(2).flatten(2).sum(-1)  # (B, S)
+    energy = ref.pow(2).flatten(2).sum(-1)
+    return (10 * torch.log10((err + floor + eps) / (energy + floor + eps))).mean()
+
+
 # ---------------------------------------------------------------- spectrogram SSIM
 def _gaussian_window(size: int, sigma: float, device, dtype) -> torch.Tensor:
     coords = torch.arange(size, device=device, dtype=dtype) - (size - 1) / 2
@@ -284,6 +304,7 @@ LOSSES: dict[str, Callable[..., torch.Tensor]] = {
     "mrstft": multi_resolution_stft,
     "si_sdr": neg_si_sdr,
     "snr": neg_snr,
+    "soft_snr": soft_snr,
     "noise_weighted_mse": noise_weighted_mse,
     "noise_huber": noise_huber,
     "spec_ssim": spec_ssim,
