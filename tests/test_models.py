@@ -359,6 +359,21 @@ def test_mrx_channels_are_processed_alike():
     torch.testing.assert_close(out[:, :, 0], out[:, :, 1])
 
 
+def test_mrx_input_power_compresses_the_encoder_input_only():
+    plain = _tiny("mrx").eval()
+    compressed = _tiny("mrx", input_power=0.3).eval()
+    compressed.load_state_dict(plain.state_dict())  # same weights, no new parameters
+    spec = stft(torch.randn(1, 4097), plain.n_ffts[0], plain.hop_length, plain.win_lengths[0])
+    torch.testing.assert_close(compressed._features(spec),
+                               (spec.abs().transpose(1, 2) + 1e-8) ** 0.3)
+    torch.testing.assert_close(plain._features(spec), spec.abs().transpose(1, 2))
+    mix = _mix(plain, 4097)
+    with torch.no_grad():
+        assert not torch.allclose(plain(mix), compressed(mix))
+    with pytest.raises(ValueError, match="input_power"):
+        _tiny("mrx", input_power=0.0)
+
+
 @pytest.mark.parametrize("arch", ARCHS)
 def test_chunked_inference_with_a_one_sample_last_chunk(arch):
     from unweave.inference.chunking import apply

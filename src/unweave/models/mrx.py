@@ -57,6 +57,7 @@ class MRX(SeparationModel):
         hidden_size: int = 256,
         lstm_layers: int = 3,
         dropout: float = 0.0,
+        input_power: float = 1.0,
     ) -> None:
         """
         Args:
@@ -69,6 +70,10 @@ class MRX(SeparationModel):
             hidden_size: LSTM units per direction; encoders output ``2 * hidden_size`` features.
             lstm_layers: stacked bidirectional LSTM layers.
             dropout: dropout between LSTM layers (training only).
+            input_power: the encoders see ``|X| ** input_power``; 1.0 is the plain magnitude
+                (the paper), 0.3 compresses the dynamic range so that quiet bins (effects,
+                high frequencies) are not drowned by the loud ones. The masks still apply to
+                the uncompressed mixture STFT.
         """
         super().__init__(
             sources=sources, sample_rate=sample_rate, audio_channels=audio_channels,
@@ -77,6 +82,9 @@ class MRX(SeparationModel):
         self.win_lengths = tuple(max(2, round(self.sample_rate * ms / 1000)) for ms in window_ms)
         self.n_ffts = tuple(2 ** math.ceil(math.log2(win)) for win in self.win_lengths)
         self.hop_length = max(1, round(self.sample_rate * hop_ms / 1000))
+        if not 0 < input_power <= 1:
+            raise ValueError(f"input_power must be in (0, 1], got {input_power}")
+        self.input_power = float(input_power)
         if self.hop_length > min(self.win_lengths) // 2:
             raise ValueError(
                 f"hop {self.hop_length} samples exceeds half the shortest window "
@@ -100,6 +108,13 @@ class MRX(SeparationModel):
         """Every length is processed exactly (centred STFTs, shared hop): returns ``length``."""
         return int(length)
 
+    def _features(self, spec: torch.Tensor) -> torch.Tensor:
+        """(B * C, F, N) complex -> (B * C, N, F) encoder input."""
+        mag = spec.abs().transpose(1, 2)
+        if self.input_power == 1.0:
+            return mag
+        return (mag + 1e-8).pow(self.input_power)  # the offset keeps the gradient finite at 0
+
     def forward(self, mix: torch.Tensor) -> torch.Tensor:
         """mix: (B, C, T) -> (B, S, C, T)."""
         batch, chans, length = mix.shape
@@ -109,7 +124,7 @@ class MRX(SeparationModel):
             for n_fft, win in zip(self.n_ffts, self.win_lengths, strict=True)
         ]
         encoded = [
-            encoder(spec.abs().transpose(1, 2))  # (B * C, N, F_r) -> (B * C, N, D)
+            encoder(self._features(spec))  # (B * C, N, F_r) -> (B * C, N, D)
             for encoder, spec in zip(self.encoders, specs, strict=True)
         ]
         hidden = self.lstm(torch.stack(encoded).mean(dim=0))  # (B * C, N, D)
