@@ -154,6 +154,16 @@ def neg_snr(est: torch.Tensor, ref: torch.Tensor, *, eps: float = EPS) -> torch.
 
 
 # ---------------------------------------------------------------- losses that see the mixture
+def _stem_energy(x: torch.Tensor) -> torch.Tensor:
+    """Energy per example and source, channels together: ``(B, S, C, T) -> (B, S)``."""
+    return x.pow(2).flatten(2).sum(-1)
+
+
+def _mix_energy(mix: torch.Tensor) -> torch.Tensor:
+    """Energy per example, channels together: ``(B, C, T) -> (B, 1)``."""
+    return mix.pow(2).flatten(1).sum(-1, keepdim=True)
+
+
 def noise_weighted_mse(est: torch.Tensor, ref: torch.Tensor, mix: torch.Tensor, *,
                        floor: float = 1e-3, eps: float = EPS) -> torch.Tensor:
     """Error energy relative to the input noise energy, per example and source, averaged.
@@ -165,9 +175,8 @@ def noise_weighted_mse(est: torch.Tensor, ref: torch.Tensor, mix: torch.Tensor, 
     """
     est, ref, mix = _f32(est, ref, mix)
     noise = mix.unsqueeze(1) - ref  # (B, S, C, T)
-    err = (est - ref).pow(2).flatten(2).sum(-1)  # (B, S)
-    e_mix = mix.pow(2).flatten(1).sum(-1, keepdim=True)  # (B, 1)
-    return (err / (noise.pow(2).flatten(2).sum(-1) + floor * e_mix + eps)).mean()
+    err = _stem_energy(est - ref)  # (B, S)
+    return (err / (_stem_energy(noise) + floor * _mix_energy(mix) + eps)).mean()
 
 
 def noise_huber(est: torch.Tensor, ref: torch.Tensor, mix: torch.Tensor, *,
@@ -200,9 +209,8 @@ def soft_snr(est: torch.Tensor, ref: torch.Tensor, mix: torch.Tensor | None = No
     """
     est, ref = _f32(est, ref)
     mix = ref.sum(1) if mix is None else mix.float()
-    floor = 10 ** (-max_snr_db / 10) * mix.pow(2).flatten(1).sum(-1, keepdim=True)  # (B, 1)
-    err = (ref - est).pow(2).flatten(2).sum(-1)  # (B, S)
-    energy = ref.pow(2).flatten(2).sum(-1)
+    floor = 10 ** (-max_snr_db / 10) * _mix_energy(mix)  # (B, 1)
+    err, energy = _stem_energy(ref - est), _stem_energy(ref)  # (B, S)
     return (10 * torch.log10((err + floor + eps) / (energy + floor + eps))).mean()
 
 

@@ -82,14 +82,14 @@ class MRX(SeparationModel):
         self.win_lengths = tuple(max(2, round(self.sample_rate * ms / 1000)) for ms in window_ms)
         self.n_ffts = tuple(2 ** math.ceil(math.log2(win)) for win in self.win_lengths)
         self.hop_length = max(1, round(self.sample_rate * hop_ms / 1000))
-        if not 0 < input_power <= 1:
-            raise ValueError(f"input_power must be in (0, 1], got {input_power}")
-        self.input_power = float(input_power)
         if self.hop_length > min(self.win_lengths) // 2:
             raise ValueError(
                 f"hop {self.hop_length} samples exceeds half the shortest window "
                 f"{min(self.win_lengths)}: the STFT would not be invertible"
             )
+        if not 0 < input_power <= 1:
+            raise ValueError(f"input_power must be in (0, 1], got {input_power}")
+        self.input_power = float(input_power)
         features = 2 * int(hidden_size)
         bins = [n_fft // 2 + 1 for n_fft in self.n_ffts]
         self.encoders = nn.ModuleList(
