@@ -521,6 +521,7 @@ def test_soundtrack_build_items(cache, tmp_path):
 
 
 def test_music4_build_with_fake_synth_and_limit(cache, tmp_path, monkeypatch):
+    pytest.importorskip("pyworld")
     from unweave.data.check import check_corpus
 
     monkeypatch.setattr(build_music4, "FluidRenderer", FakeRenderer)
@@ -532,6 +533,15 @@ def test_music4_build_with_fake_synth_and_limit(cache, tmp_path, monkeypatch):
                                                      "mixture"}
     assert check_corpus(out)["problems"] == []
     assert info["minutes"]["train"] + info["minutes"]["valid"] > 0
+    # the vocals are sung speech (not the soundfont), at about the accompaniment's loudness
+    vocals, _ = sf.read(item / "vocals.wav")
+    accompaniment = sum(sf.read(item / f"{s}.wav")[0] for s in ("drums", "bass", "other"))
+    ratio_db = 10 * np.log10(np.mean(vocals ** 2) / np.mean(accompaniment ** 2))
+    assert -12 < ratio_db < 12, ratio_db
+    rows = json.loads((out / "manifest.json").read_text())
+    vocal_packages = {r["package"] for r in rows if r["stem"] == "vocals" and r["package"]}
+    assert vocal_packages and all(p.startswith(("asterisk-core-sounds", "flight-of", "beneath"))
+                                  for name in vocal_packages for p in name.split(";"))
 
 
 def test_vocals_build_with_fake_synth(cache, tmp_path, monkeypatch):

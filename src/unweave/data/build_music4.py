@@ -1,9 +1,11 @@
 """``music4`` corpus: freedoom MIDI songs rendered stem by stem (drums, bass, other, vocals).
 
 Each song (reserved tracks excluded) is rendered in several randomised variants: drum kit,
-presets (within the GM family; the lead line sometimes on a voice/choir preset), tempo
-+-10 %, transposition +-3 semitones, reverb, and stem balance +-3 dB. The mixture is the exact
-sum of the written stems. Train/valid split by song.
+presets (within the GM family), tempo +-10 %, transposition +-3 semitones, reverb, and stem
+balance +-3 dB. The vocals are pseudo-singing: real speech re-pitched with WORLD to follow the
+song's lead melody (see ``build_vocals`` and ``singing``; a proxy, there is no real singing
+here), mixed at about the accompaniment's loudness as in produced songs. The mixture is the
+exact sum of the written stems. Train/valid split by song, and speech by speaker.
 """
 
 from __future__ import annotations
@@ -18,10 +20,13 @@ from .common import CorpusWriter, loudness, quantize_stems, rng_for, split_for
 from .render import DRUM_BANK, DRUM_CHANNEL, FluidRenderer
 
 SAMPLE_RATE, CHANNELS = 44100, 2
-PACKAGES = ("freedoom", "musescore-general-soundfont")
+PACKAGES = ("freedoom", "musescore-general-soundfont", "flight-of-the-amazon-queen",
+            "beneath-a-steel-sky",
+            *(f"asterisk-core-sounds-{lang}-g722" for lang in ("en", "es", "it", "ru")))
 VARIANTS = {"train": 2, "valid": 1}
 VALID_FRACTION = 0.12
-MIX_LUFS = -16.0
+# Loudness (LUFS, centre and +- spread) of the sung vocals and of the whole accompaniment.
+LEVELS = {"vocals": (-18.0, 3.0), "accompaniment": (-20.0, 3.0)}
 # Drum kits of MuseScore General used for rendering (metronome and marching kits left out).
 KITS = (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 24, 25, 32, 33,
         34, 35, 36, 40, 41, 42, 48)
@@ -82,15 +87,6 @@ def render_song(renderer: FluidRenderer, midi: bytes, rng, *, name: str,
     return audio, midi_stems.melody(stems["vocals"]), score.duration
 
 
-def balance(stems: dict[str, np.ndarray], rng, target_lufs: float = MIX_LUFS
-            ) -> dict[str, np.ndarray]:
-    """Random +-3 dB per stem, then one gain so the mixture sits at ``target_lufs``."""
-    stems = {k: v * np.float32(10 ** (rng.uniform(-3, 3) / 20)) for k, v in stems.items()}
-    level = loudness(sum(stems.values()), SAMPLE_RATE)
-    gain = np.float32(10 ** ((target_lufs - level) / 20)) if level > -70 else np.float32(1)
-    return {k: v * gain for k, v in stems.items()}
-
-
 def pending_songs(writer: CorpusWriter, tracks, sf_package, task: str, sample_rate: int,
                   progress: bool):
     """Yield (split, item, track, renderer, rng) for every song variant the build still needs.
@@ -126,16 +122,31 @@ def song_splits(tracks) -> list[tuple[str, object, int]]:
 def build(out: str | Path, *, cache=None, limit_minutes: float | None = None,
           progress: bool = True) -> dict:
     """Build the music4 corpus in ``out`` -> dataset.json content."""
+    from .build_vocals import level_gain, render_sung, speech_pools  # imports this module
+
     packages = debs.fetch(list(PACKAGES), cache)
     writer = CorpusWriter(Path(out), "music4", SAMPLE_RATE, CHANNELS, midi_stems.STEMS,
                           limit_minutes)
     tracks, excluded = sources.freedoom_tracks(packages["freedoom"])
+    pools = speech_pools(packages)
     sf_package = packages["musescore-general-soundfont"]
     sf_origin = sources.origin_of(sf_package, soundfont_path(sf_package).name)
     for song in pending_songs(writer, tracks, sf_package, "music4", SAMPLE_RATE, progress):
         split, item, track, renderer, rng = song
-        stems, _, _ = render_song(renderer, track.midi, rng, name=track.name)
-        written = quantize_stems(balance(stems, rng))
-        origins = {s: [track.origin, sf_origin] for s in written}
+        sung = render_sung(renderer, track, rng, pools[split], writer.failures)
+        if sung is None:
+            continue
+        stems, used = sung
+        vocals = stems.pop("vocals")
+        stems = {k: v * np.float32(10 ** (rng.uniform(-3, 3) / 20)) for k, v in stems.items()}
+        gain = level_gain(sum(stems.values()), *LEVELS["accompaniment"], rng)
+        stems = {k: v * gain for k, v in stems.items()}
+        stems["vocals"] = vocals * level_gain(vocals, *LEVELS["vocals"], rng)
+        written = quantize_stems(stems)
+        origins = {s: [track.origin, sf_origin] for s in written if s != "vocals"}
+        origins["vocals"] = used
+        origins["mixture"] = used + [track.origin, sf_origin]
         writer.write(split, item, written, origins)
-    return writer.finish({"excluded_reserved": excluded, "variants": VARIANTS})
+    return writer.finish({"excluded_reserved": excluded, "variants": VARIANTS,
+                          "vocals": "pseudo-singing: speech re-pitched with WORLD to the MIDI "
+                                    "lead melody (proxy, not real singing)"})

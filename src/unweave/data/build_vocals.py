@@ -64,6 +64,41 @@ def _loader(clips, rng, used: list, failures: list):
     return load_next
 
 
+def render_sung(renderer, track, rng, singers: dict[str, list], failures: list
+                ) -> tuple[dict[str, np.ndarray], list] | None:
+    """One song variant with its lead melody sung by one of ``singers`` (random).
+
+    -> ({drums, bass, other, vocals: (2, T) float}, origins of the speech used), or None when
+    the song has too short a melody (under 8 notes) to sing.
+    """
+    stems, line, duration = render_song(renderer, track.midi, rng, name=track.name,
+                                        skip=("vocals",))
+    if len(line) < 8:
+        return None
+    names = sorted(singers)
+    singer = names[rng.integers(len(names))]
+    used: list = []
+    stream = clip_stream(_loader(singers[singer], rng, used, failures))
+    voice = sing(line, duration, stream, SING_RATE, rng)
+    length = next(iter(stems.values())).shape[1]
+    vocals = np.zeros((CHANNELS, length), np.float32)
+    voice = convert(voice[None], SING_RATE, SAMPLE_RATE, CHANNELS)[:, :length]
+    vocals[:, :voice.shape[1]] = voice
+    stems["vocals"] = vocals
+    return stems, list(dict.fromkeys(used))
+
+
+def level_gain(audio: np.ndarray, centre: float, spread: float, rng) -> np.float32:
+    """Gain that brings ``audio`` to a loudness drawn from centre +- spread LUFS (1 on silence)."""
+    target = centre + rng.uniform(-spread, spread)
+    level = loudness(audio, SAMPLE_RATE)
+    return np.float32(10 ** ((target - level) / 20)) if level > -70 else np.float32(1)
+
+
+def set_level(audio: np.ndarray, centre: float, spread: float, rng) -> np.ndarray:
+    return audio * level_gain(audio, centre, spread, rng)
+
+
 def build(out: str | Path, *, cache=None, limit_minutes: float | None = None,
           progress: bool = True) -> dict:
     """Build the vocals corpus in ``out`` -> dataset.json content."""
@@ -76,29 +111,15 @@ def build(out: str | Path, *, cache=None, limit_minutes: float | None = None,
     sf_origin = sources.origin_of(sf_package, soundfont_path(sf_package).name)
     for song in pending_songs(writer, tracks, sf_package, "vocals", SAMPLE_RATE, progress):
         split, item, track, renderer, rng = song
-        stems, line, duration = render_song(renderer, track.midi, rng, name=track.name,
-                                            skip=("vocals",))
-        if len(line) < 8:
+        sung = render_sung(renderer, track, rng, pools[split], writer.failures)
+        if sung is None:
             continue
-        singers = sorted(pools[split])
-        singer = singers[rng.integers(len(singers))]
-        used: list = []
-        stream = clip_stream(_loader(pools[split][singer], rng, used, writer.failures))
-        voice = sing(line, duration, stream, SING_RATE, rng)
-        length = next(iter(stems.values())).shape[1]
-        vocals = np.zeros((CHANNELS, length), np.float32)
-        voice = convert(voice[None], SING_RATE, SAMPLE_RATE, CHANNELS)[:, :length]
-        vocals[:, :voice.shape[1]] = voice
-        accompaniment = sum(stems.values())
-        mix = {}
-        for name, audio in (("vocals", vocals), ("accompaniment", accompaniment)):
-            centre, spread = LEVELS[name]
-            target = centre + rng.uniform(-spread, spread)
-            level = loudness(audio, SAMPLE_RATE)
-            mix[name] = audio * np.float32(10 ** ((target - level) / 20)) if level > -70 else audio
+        stems, used = sung
+        vocals = stems.pop("vocals")
+        mix = {"vocals": set_level(vocals, *LEVELS["vocals"], rng),
+               "accompaniment": set_level(sum(stems.values()), *LEVELS["accompaniment"], rng)}
         written = quantize_stems(mix)
-        origins = {"vocals": list(dict.fromkeys(used)),
-                   "accompaniment": [track.origin, sf_origin]}
+        origins = {"vocals": used, "accompaniment": [track.origin, sf_origin]}
         origins["mixture"] = origins["vocals"] + origins["accompaniment"]
         writer.write(split, item, written, origins)
     return writer.finish({"excluded_reserved": excluded, "singing": "speech re-pitched with "
