@@ -22,6 +22,14 @@ from pathlib import Path
 from unweave.pretrained.catalog import CATALOG_PATH, WEIGHTS_DIR
 from unweave.pretrained.checkpoint import read_checkpoint, sha256_file
 
+# How each corpus builder holds out its validation split (unweave.data.build_*).
+SPLITS = {
+    "music4": "split by song, and the sung vocals' speech by speaker or dialogue group",
+    "vocals": "split by song, and the sung vocals' speech by speaker or dialogue group",
+    "soundtrack": "split by source (music track, speaker or dialogue group, effect file)",
+    "denoise": "split by source (speaker or dialogue group, noise file)",
+}
+
 
 def _scores(summary: dict) -> dict:
     out = {"dataset": summary.get("dataset"), "items": summary.get("items"),
@@ -110,7 +118,8 @@ def main() -> None:
             f"packages: " + ", ".join(f"{p} {v.get('version')} ({v.get('license')})"
                                       for p, v in packages.items())
             + f"; {dataset['minutes']['train']:.0f} min train / {dataset['minutes']['valid']:.0f} min "
-            "valid, split by speaker/track." + (f" {args.data_note}" if args.data_note else ""))
+            f"valid, {SPLITS.get(dataset['task'], 'split by speaker/track')}."
+            + (f" {args.data_note}" if args.data_note else ""))
     training = {**_training(args.run, payload.get("meta") or {}), "hardware": args.hardware}
     if args.wall_minutes:
         training["wall_minutes"] = args.wall_minutes
