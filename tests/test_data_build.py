@@ -544,6 +544,43 @@ def test_music4_build_with_fake_synth_and_limit(cache, tmp_path, monkeypatch):
                                   for name in vocal_packages for p in name.split(";"))
 
 
+def _manifest_digest(out: Path) -> list[tuple]:
+    rows = json.loads((out / "manifest.json").read_text())
+    return sorted((r["split"], r["item"], r["stem"], r["sha256"]) for r in rows)
+
+
+def test_music4_sharded_build_equals_serial(cache, tmp_path, monkeypatch):
+    pytest.importorskip("pyworld")
+    monkeypatch.setattr(build_music4, "FluidRenderer", FakeRenderer)
+    monkeypatch.setattr(build_music4, "VARIANTS", {"train": 1, "valid": 1})
+    serial, sharded = tmp_path / "serial", tmp_path / "sharded"
+    info = build_music4.build(serial, cache=cache, progress=False)
+    parts = [build_music4.build(sharded, cache=cache, progress=False, shard=(k, 3))
+             for k in range(3)]
+    assert not (sharded / "manifest.json").exists()  # shards leave the manifest to the last pass
+    # every item written by exactly one shard
+    assert sum(sum(p["counts"].values()) for p in parts) == sum(info["counts"].values()) >= 2
+    build_music4.build(sharded, cache=cache, progress=False)
+    assert _manifest_digest(sharded) == _manifest_digest(serial)
+    with pytest.raises(UnweaveError, match="limit"):
+        build_music4.build(tmp_path / "x", cache=cache, limit_minutes=1.0, shard=(0, 3))
+
+
+def test_soundtrack_parallel_build_cli(cache, tmp_path):
+    from unweave.cli.data import build_corpus
+
+    serial, parallel = tmp_path / "serial", tmp_path / "parallel"
+    build_soundtrack.build(serial, cache=cache, progress=False)
+    info = build_corpus(build_soundtrack, str(parallel), cache=str(cache), limit_minutes=None,
+                        progress=False, jobs=2)
+    assert info["jobs"] == 2 and sum(info["counts"].values()) == 3
+    assert json.loads((parallel / "dataset.json").read_text())["jobs"] == 2
+    assert _manifest_digest(parallel) == _manifest_digest(serial)
+    with pytest.raises(UnweaveError, match="--limit"):
+        build_corpus(build_soundtrack, str(tmp_path / "x"), cache=str(cache), limit_minutes=5.0,
+                     progress=False, jobs=2)
+
+
 def test_vocals_build_with_fake_synth(cache, tmp_path, monkeypatch):
     pytest.importorskip("pyworld")
     from unweave.data import build_vocals

@@ -1,6 +1,6 @@
 """``unweave data``: build training corpora from Debian packages, and check corpora.
 
-    unweave data build TASK --out DIR [--limit MINUTES] [--cache DIR]
+    unweave data build TASK --out DIR [--limit MINUTES] [--cache DIR] [--jobs N]
     unweave data check DIR [--json]
 """
 
@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import json
 import sys
 import time
+from pathlib import Path
 
 from ..errors import UnweaveError
 
@@ -35,6 +37,10 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     build.add_argument("--cache", default=None, metavar="DIR",
                        help="where .deb files are downloaded and unpacked "
                        "(default ~/.cache/unweave)")
+    build.add_argument("--jobs", "-j", type=int, default=1, metavar="N",
+                       help="worker processes (music4, vocals, soundtrack; default 1): each "
+                       "writes its share of the items, then one pass writes the manifest; "
+                       "needs a full build (no --limit)")
     build.add_argument("--no-progress", action="store_true", help="hide progress bars")
     check = sub.add_parser("check", help="check a corpus for silent, clipped, mismatched stems",
                            description="Report silent stems, length/rate/channel mismatches, "
@@ -47,14 +53,55 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(_data_parser=parser)
 
 
+def build_corpus(module, out: str, *, cache, limit_minutes: float | None, progress: bool,
+                 jobs: int = 1) -> dict:
+    """Run ``module.build``; with jobs > 1, in that many processes, each writing its share.
+
+    The items do not depend on which process writes them (every item draws from its own seeded
+    generator), so a parallel build writes the same corpus as a serial one. A last serial pass
+    then finds every item done, records it and writes the manifest and dataset.json.
+    """
+    if jobs > 1 and "shard" not in inspect.signature(module.build).parameters:
+        print(f"{module.__name__.rsplit('.', 1)[-1]}: builds in one process (--jobs ignored)",
+              file=sys.stderr)
+        jobs = 1
+    if jobs == 1:
+        return module.build(out, cache=cache, limit_minutes=limit_minutes, progress=progress)
+    if limit_minutes is not None:
+        raise UnweaveError("a parallel build (--jobs > 1) needs a full build: drop --limit or "
+                           "use --jobs 1")
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    from ..data import debs
+
+    start = time.time()
+    debs.fetch(list(module.PACKAGES), cache)  # download and unpack once, before the workers
+    with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
+        shards = [pool.submit(module.build, out, cache=cache, progress=progress, shard=(k, jobs))
+                  for k in range(jobs)]
+        results = [f.result() for f in shards]
+    info = module.build(out, cache=cache, limit_minutes=None, progress=False)
+    info["skipped_sources"] = list(dict.fromkeys(
+        [s for r in results for s in r["skipped_sources"]] + info.get("skipped_sources", [])))
+    info["build_seconds"] = round(time.time() - start, 1)
+    info["jobs"] = jobs
+    from ..data.common import write_text_atomic
+
+    write_text_atomic(Path(out) / "dataset.json", json.dumps(info, indent=2))
+    return info
+
+
 def run(args: argparse.Namespace) -> int:
     if args.data_command == "build":
         if args.limit is not None and args.limit <= 0:
             raise UnweaveError(f"--limit must be positive minutes, got {args.limit}")
+        if args.jobs < 1:
+            raise UnweaveError(f"--jobs must be at least 1, got {args.jobs}")
         module = importlib.import_module(f"..data.{TASKS[args.task]}", __package__)
         start = time.time()
-        info = module.build(args.out, cache=args.cache, limit_minutes=args.limit,
-                            progress=not args.no_progress)
+        info = build_corpus(module, args.out, cache=args.cache, limit_minutes=args.limit,
+                            progress=not args.no_progress, jobs=args.jobs)
         minutes = info.get("minutes", {})
         print(f"{args.task}: {info['counts']} items, minutes {minutes}, "
               f"{time.time() - start:.0f} s -> {args.out}")

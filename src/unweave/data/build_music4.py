@@ -16,7 +16,7 @@ import numpy as np
 from tqdm import tqdm
 
 from . import debs, midi_stems, sources
-from .common import CorpusWriter, loudness, quantize_stems, rng_for, split_for
+from .common import CorpusWriter, quantize_stems, rng_for, split_for
 from .render import DRUM_BANK, DRUM_CHANNEL, FluidRenderer
 
 SAMPLE_RATE, CHANNELS = 44100, 2
@@ -95,10 +95,15 @@ def pending_songs(writer: CorpusWriter, tracks, sf_package, task: str, sample_ra
     soundfont (seconds to load) is loaded only when a song has to be rendered.
     """
     renderer = None
-    for split, track, variant in tqdm(song_splits(tracks), desc=task, disable=not progress):
+    shard = f" {writer.shard[0] + 1}/{writer.shard[1]}" if writer.shard else ""
+    position = writer.shard[0] if writer.shard else None
+    for split, track, variant in tqdm(song_splits(tracks), desc=task + shard, position=position,
+                                      disable=not progress):
         if writer.all_full():
             break
         item = f"{track.name}_v{variant}"
+        if not writer.mine(item):
+            continue
         if writer.done(split, item):
             writer.reuse(split, item)
             continue
@@ -120,13 +125,13 @@ def song_splits(tracks) -> list[tuple[str, object, int]]:
 
 
 def build(out: str | Path, *, cache=None, limit_minutes: float | None = None,
-          progress: bool = True) -> dict:
-    """Build the music4 corpus in ``out`` -> dataset.json content."""
+          progress: bool = True, shard: tuple[int, int] | None = None) -> dict:
+    """Build the music4 corpus in ``out`` -> dataset.json content (``shard``: see CorpusWriter)."""
     from .build_vocals import level_gain, render_sung, speech_pools  # imports this module
 
     packages = debs.fetch(list(PACKAGES), cache)
     writer = CorpusWriter(Path(out), "music4", SAMPLE_RATE, CHANNELS, midi_stems.STEMS,
-                          limit_minutes)
+                          limit_minutes, shard=shard)
     tracks, excluded = sources.freedoom_tracks(packages["freedoom"])
     pools = speech_pools(packages)
     sf_package = packages["musescore-general-soundfont"]

@@ -118,22 +118,27 @@ def _pools(packages) -> dict[str, dict[str, list]]:
 
 
 def build(out: str | Path, *, cache=None, limit_minutes: float | None = None,
-          progress: bool = True) -> dict:
-    """Build the soundtrack corpus in ``out`` -> dataset.json content."""
+          progress: bool = True, shard: tuple[int, int] | None = None) -> dict:
+    """Build the soundtrack corpus in ``out`` -> dataset.json content (``shard``: see
+    CorpusWriter; a music track and its items belong to one shard)."""
     packages = debs.fetch(list(PACKAGES), cache)
     writer = CorpusWriter(Path(out), "soundtrack", SAMPLE_RATE, CHANNELS,
-                          ("speech", "music", "sfx"), limit_minutes)
+                          ("speech", "music", "sfx"), limit_minutes, shard=shard)
     pools = _pools(packages)
     length = int(ITEM_SECONDS * SAMPLE_RATE)
     tracks = [(s, c) for s in ("train", "valid") for c in pools["music"][s]]
     order = rng_for("soundtrack-order").permutation(len(tracks))
-    for index in tqdm(order, desc="soundtrack", disable=not progress):
+    desc = f"soundtrack {shard[0] + 1}/{shard[1]}" if shard else "soundtrack"
+    for index in tqdm(order, desc=desc, position=shard[0] if shard else None,
+                      disable=not progress):
         split, clip = tracks[index]
         if writer.all_full():
             break
         if writer.full(split):
             continue
         prefix = safe_name(clip.name)
+        if not writer.mine(prefix):
+            continue
         if writer.done(split, f"{prefix}_000"):  # resume: reuse the finished items of a track
             k = 0
             while writer.done(split, f"{prefix}_{k:03d}"):

@@ -100,11 +100,11 @@ def set_level(audio: np.ndarray, centre: float, spread: float, rng) -> np.ndarra
 
 
 def build(out: str | Path, *, cache=None, limit_minutes: float | None = None,
-          progress: bool = True) -> dict:
-    """Build the vocals corpus in ``out`` -> dataset.json content."""
+          progress: bool = True, shard: tuple[int, int] | None = None) -> dict:
+    """Build the vocals corpus in ``out`` -> dataset.json content (``shard``: see CorpusWriter)."""
     packages = debs.fetch(list(PACKAGES), cache)
     writer = CorpusWriter(Path(out), "vocals", SAMPLE_RATE, CHANNELS,
-                          ("vocals", "accompaniment"), limit_minutes)
+                          ("vocals", "accompaniment"), limit_minutes, shard=shard)
     tracks, excluded = sources.freedoom_tracks(packages["freedoom"])
     pools = speech_pools(packages)
     sf_package = packages["musescore-general-soundfont"]

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from ..errors import AudioWriteError
+from ..errors import AudioWriteError, UnweaveError
 
 SPLITS = ("train", "valid")
 ORIGINS_FILE = ".origins.json"  # per item folder: provenance of each stem, written last
@@ -195,10 +195,26 @@ class CorpusWriter:
     packages: dict[str, dict] = field(default_factory=dict)
     started: float = field(default_factory=time.time)
     failures: list[str] = field(default_factory=list)  # clips that could not be decoded
+    # (k, n): a worker of a parallel build writes only the items whose key hashes to k of n,
+    # and no manifest (the final pass over all items writes it)
+    shard: tuple[int, int] | None = None
 
     def __post_init__(self):
         self.out = Path(self.out)
         self.out.mkdir(parents=True, exist_ok=True)
+        if self.shard is not None:
+            k, n = self.shard
+            if not 0 <= k < n:
+                raise ValueError(f"bad shard {self.shard}: need 0 <= k < n")
+            if self.limit_minutes is not None:
+                raise UnweaveError("a sharded (parallel) build cannot take a minute limit")
+
+    def mine(self, key: str) -> bool:
+        """True when this writer (or this shard of a parallel build) writes item ``key``."""
+        if self.shard is None:
+            return True
+        k, n = self.shard
+        return int(hashlib.sha1(key.encode()).hexdigest()[:8], 16) % n == k
 
     # limits: the valid split gets at most a fifth of the budget so both splits fill up
     def full(self, split: str) -> bool:
@@ -254,8 +270,14 @@ class CorpusWriter:
         })
 
     def finish(self, extra: dict | None = None) -> dict:
-        """Write manifest.csv, manifest.json and dataset.json -> the dataset.json content."""
+        """Write manifest.csv, manifest.json and dataset.json -> the dataset.json content.
+
+        A shard of a parallel build writes nothing and returns its counts and failures.
+        """
         import io
+
+        if self.shard is not None:
+            return {"counts": dict(self.items), "skipped_sources": self.failures}
 
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=MANIFEST_FIELDS)
