@@ -57,9 +57,11 @@ def build_corpus(module, out: str, *, cache, limit_minutes: float | None, progre
                  jobs: int = 1) -> dict:
     """Run ``module.build``; with jobs > 1, in that many processes, each writing its share.
 
-    The items do not depend on which process writes them (every item draws from its own seeded
-    generator), so a parallel build writes the same corpus as a serial one. A last serial pass
-    then finds every item done, records it and writes the manifest and dataset.json.
+    Every item draws from its own seeded generator, so a parallel build writes the same items
+    as a serial one (with the same content, up to FluidSynth's renders, which depend slightly on
+    what the synthesizer rendered before: a resumed serial build differs the same way). A last
+    serial pass then finds every item done, records it and writes the manifest and
+    dataset.json.
     """
     if jobs > 1 and "shard" not in inspect.signature(module.build).parameters:
         print(f"{module.__name__.rsplit('.', 1)[-1]}: builds in one process (--jobs ignored)",
