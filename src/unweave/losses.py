@@ -43,9 +43,7 @@ def _magnitude(x: torch.Tensor, n_fft: int, hop: int, win_length: int | None = N
     x = x.reshape(-1, shape[-1])  # (M, T)
     if x.shape[-1] < n_fft:
         x = F.pad(x, (0, n_fft - x.shape[-1]))
-    window = torch.hann_window(win_length, device=x.device, dtype=x.dtype)
-    spec = torch.stft(x, n_fft, hop_length=hop, win_length=win_length, window=window,
-                      center=True, return_complex=True)  # (M, F, N)
+    spec = stft(x, n_fft, hop, win_length)  # (M, F, N)
     mag = spec.abs().clamp_min(EPS) if power == 1.0 else spec.abs().pow(power)
     return mag.reshape(*shape[:-1], *mag.shape[-2:])
 
