@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from . import debs, midi_stems, sources
+from . import midi_stems
 from .common import CorpusWriter, quantize_stems, rng_for, split_for
 from .render import DRUM_BANK, DRUM_CHANNEL, FluidRenderer
 
@@ -127,31 +127,21 @@ def song_splits(tracks) -> list[tuple[str, object, int]]:
 def build(out: str | Path, *, cache=None, limit_minutes: float | None = None,
           progress: bool = True, shard: tuple[int, int] | None = None) -> dict:
     """Build the music4 corpus in ``out`` -> dataset.json content (``shard``: see CorpusWriter)."""
-    from .build_vocals import level_gain, render_sung, speech_pools  # imports this module
+    from .build_vocals import level_gain, sung_corpus  # that module imports this one
 
-    packages = debs.fetch(list(PACKAGES), cache)
-    writer = CorpusWriter(Path(out), "music4", SAMPLE_RATE, CHANNELS, midi_stems.STEMS,
-                          limit_minutes, shard=shard)
-    tracks, excluded = sources.freedoom_tracks(packages["freedoom"])
-    pools = speech_pools(packages)
-    sf_package = packages["musescore-general-soundfont"]
-    sf_origin = sources.origin_of(sf_package, soundfont_path(sf_package).name)
-    for song in pending_songs(writer, tracks, sf_package, "music4", SAMPLE_RATE, progress):
-        split, item, track, renderer, rng = song
-        sung = render_sung(renderer, track, rng, pools[split], writer.failures)
-        if sung is None:
-            continue
-        stems, used = sung
-        vocals = stems.pop("vocals")
+    writer, excluded, songs = sung_corpus("music4", out, midi_stems.STEMS, cache=cache,
+                                          limit_minutes=limit_minutes, progress=progress,
+                                          shard=shard)
+    for split, item, rng, stems, vocals, origins in songs:
         stems = {k: v * np.float32(10 ** (rng.uniform(-3, 3) / 20)) for k, v in stems.items()}
         gain = level_gain(sum(stems.values()), *LEVELS["accompaniment"], rng)
         stems = {k: v * gain for k, v in stems.items()}
         stems["vocals"] = vocals * level_gain(vocals, *LEVELS["vocals"], rng)
         written = quantize_stems(stems)
-        origins = {s: [track.origin, sf_origin] for s in written if s != "vocals"}
-        origins["vocals"] = used
-        origins["mixture"] = used + [track.origin, sf_origin]
-        writer.write(split, item, written, origins)
+        by_stem = {s: origins["accompaniment"] for s in written if s != "vocals"}
+        by_stem["vocals"] = origins["vocals"]
+        by_stem["mixture"] = origins["vocals"] + origins["accompaniment"]
+        writer.write(split, item, written, by_stem)
     return writer.finish({"excluded_reserved": excluded, "variants": VARIANTS,
                           "vocals": "pseudo-singing: speech re-pitched with WORLD to the MIDI "
                                     "lead melody (proxy, not real singing)"})

@@ -30,7 +30,7 @@ SAMPLE_RATE, CHANNELS = 44100, 2
 SING_RATE = 16000
 SPEECH_PACKAGES = tuple(f"asterisk-core-sounds-{lang}-g722" for lang in ("en", "es", "it", "ru"))
 PACKAGES = ("freedoom", "musescore-general-soundfont", "flight-of-the-amazon-queen",
-            "beneath-a-steel-sky", *SPEECH_PACKAGES)
+            "beneath-a-steel-sky", *SPEECH_PACKAGES)  # = build_music4.PACKAGES
 VALID_SPEAKERS = frozenset({"ru_RU_f_IvrvoiceRU"})
 LEVELS = {"vocals": (-18.0, 3.0), "accompaniment": (-20.0, 3.0)}
 
@@ -64,28 +64,44 @@ def _loader(clips, rng, used: list, failures: list):
     return load_next
 
 
-def render_sung(renderer, track, rng, singers: dict[str, list], failures: list
-                ) -> tuple[dict[str, np.ndarray], list] | None:
-    """One song variant with its lead melody sung by one of ``singers`` (random).
+def sung_corpus(task: str, out: str | Path, stems: tuple[str, ...], *, cache,
+                limit_minutes: float | None, progress: bool, shard: tuple[int, int] | None):
+    """Writer and songs still to write for a corpus of songs with sung lead melodies.
 
-    -> ({drums, bass, other, vocals: (2, T) float}, origins of the speech used), or None when
-    the song has too short a melody (under 8 notes) to sing.
+    -> (writer, excluded reserved tracks, iterator of (split, item, rng, accompaniment
+    {drums, bass, other: (2, T) float}, vocals (2, T) float, origins {"vocals": speech used,
+    "accompaniment": MIDI and soundfont})). Songs with under 8 melody notes are left out.
     """
-    stems, line, duration = render_song(renderer, track.midi, rng, name=track.name,
-                                        skip=("vocals",))
-    if len(line) < 8:
-        return None
-    names = sorted(singers)
-    singer = names[rng.integers(len(names))]
-    used: list = []
-    stream = clip_stream(_loader(singers[singer], rng, used, failures))
-    voice = sing(line, duration, stream, SING_RATE, rng)
-    length = next(iter(stems.values())).shape[1]
-    vocals = np.zeros((CHANNELS, length), np.float32)
-    voice = convert(voice[None], SING_RATE, SAMPLE_RATE, CHANNELS)[:, :length]
-    vocals[:, :voice.shape[1]] = voice
-    stems["vocals"] = vocals
-    return stems, list(dict.fromkeys(used))
+    packages = debs.fetch(list(PACKAGES), cache)
+    writer = CorpusWriter(Path(out), task, SAMPLE_RATE, CHANNELS, stems, limit_minutes,
+                          shard=shard)
+    tracks, excluded = sources.freedoom_tracks(packages["freedoom"])
+    pools = speech_pools(packages)
+    sf_package = packages["musescore-general-soundfont"]
+    sf_origin = sources.origin_of(sf_package, soundfont_path(sf_package).name)
+
+    def songs():
+        for song in pending_songs(writer, tracks, sf_package, task, SAMPLE_RATE, progress):
+            split, item, track, renderer, rng = song
+            rendered, line, duration = render_song(renderer, track.midi, rng, name=track.name,
+                                                   skip=("vocals",))
+            if len(line) < 8:
+                continue
+            singers = pools[split]
+            names = sorted(singers)
+            singer = names[rng.integers(len(names))]
+            used: list = []
+            stream = clip_stream(_loader(singers[singer], rng, used, writer.failures))
+            voice = sing(line, duration, stream, SING_RATE, rng)
+            length = next(iter(rendered.values())).shape[1]
+            vocals = np.zeros((CHANNELS, length), np.float32)
+            voice = convert(voice[None], SING_RATE, SAMPLE_RATE, CHANNELS)[:, :length]
+            vocals[:, :voice.shape[1]] = voice
+            origins = {"vocals": list(dict.fromkeys(used)),
+                       "accompaniment": [track.origin, sf_origin]}
+            yield split, item, rng, rendered, vocals, origins
+
+    return writer, excluded, songs()
 
 
 def level_gain(audio: np.ndarray, centre: float, spread: float, rng) -> np.float32:
@@ -102,25 +118,14 @@ def set_level(audio: np.ndarray, centre: float, spread: float, rng) -> np.ndarra
 def build(out: str | Path, *, cache=None, limit_minutes: float | None = None,
           progress: bool = True, shard: tuple[int, int] | None = None) -> dict:
     """Build the vocals corpus in ``out`` -> dataset.json content (``shard``: see CorpusWriter)."""
-    packages = debs.fetch(list(PACKAGES), cache)
-    writer = CorpusWriter(Path(out), "vocals", SAMPLE_RATE, CHANNELS,
-                          ("vocals", "accompaniment"), limit_minutes, shard=shard)
-    tracks, excluded = sources.freedoom_tracks(packages["freedoom"])
-    pools = speech_pools(packages)
-    sf_package = packages["musescore-general-soundfont"]
-    sf_origin = sources.origin_of(sf_package, soundfont_path(sf_package).name)
-    for song in pending_songs(writer, tracks, sf_package, "vocals", SAMPLE_RATE, progress):
-        split, item, track, renderer, rng = song
-        sung = render_sung(renderer, track, rng, pools[split], writer.failures)
-        if sung is None:
-            continue
-        stems, used = sung
-        vocals = stems.pop("vocals")
+    writer, excluded, songs = sung_corpus("vocals", out, ("vocals", "accompaniment"),
+                                          cache=cache, limit_minutes=limit_minutes,
+                                          progress=progress, shard=shard)
+    for split, item, rng, accompaniment, vocals, origins in songs:
         mix = {"vocals": set_level(vocals, *LEVELS["vocals"], rng),
-               "accompaniment": set_level(sum(stems.values()), *LEVELS["accompaniment"], rng)}
-        written = quantize_stems(mix)
-        origins = {"vocals": used, "accompaniment": [track.origin, sf_origin]}
+               "accompaniment": set_level(sum(accompaniment.values()),
+                                          *LEVELS["accompaniment"], rng)}
         origins["mixture"] = origins["vocals"] + origins["accompaniment"]
-        writer.write(split, item, written, origins)
+        writer.write(split, item, quantize_stems(mix), origins)
     return writer.finish({"excluded_reserved": excluded, "singing": "speech re-pitched with "
                           "WORLD to the MIDI lead melody (proxy, not real singing)"})
