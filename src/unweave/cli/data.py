@@ -76,6 +76,7 @@ def build_corpus(module, out: str, *, cache, limit_minutes: float | None, progre
     from multiprocessing import get_context
 
     from ..data import debs
+    from ..data.common import write_text_atomic
 
     start = time.time()
     debs.fetch(list(module.PACKAGES), cache)  # download and unpack once, before the workers
@@ -88,8 +89,6 @@ def build_corpus(module, out: str, *, cache, limit_minutes: float | None, progre
         [s for r in results for s in r["skipped_sources"]] + info.get("skipped_sources", [])))
     info["build_seconds"] = round(time.time() - start, 1)
     info["jobs"] = jobs
-    from ..data.common import write_text_atomic
-
     write_text_atomic(Path(out) / "dataset.json", json.dumps(info, indent=2))
     return info
 

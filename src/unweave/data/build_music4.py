@@ -20,12 +20,14 @@ from .common import CorpusWriter, quantize_stems, rng_for, split_for
 from .render import DRUM_BANK, DRUM_CHANNEL, FluidRenderer
 
 SAMPLE_RATE, CHANNELS = 44100, 2
+# The sung vocals' speech (see build_vocals): Asterisk prompts and game voice acting.
+SPEECH_PACKAGES = tuple(f"asterisk-core-sounds-{lang}-g722" for lang in ("en", "es", "it", "ru"))
 PACKAGES = ("freedoom", "musescore-general-soundfont", "flight-of-the-amazon-queen",
-            "beneath-a-steel-sky",
-            *(f"asterisk-core-sounds-{lang}-g722" for lang in ("en", "es", "it", "ru")))
+            "beneath-a-steel-sky", *SPEECH_PACKAGES)
 VARIANTS = {"train": 2, "valid": 1}
 VALID_FRACTION = 0.12
-# Loudness (LUFS, centre and +- spread) of the sung vocals and of the whole accompaniment.
+# Loudness (LUFS, centre and +- spread) of the sung vocals and of the whole accompaniment
+# (music4 and vocals alike).
 LEVELS = {"vocals": (-18.0, 3.0), "accompaniment": (-20.0, 3.0)}
 # Drum kits of MuseScore General used for rendering (metronome and marching kits left out).
 KITS = (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 24, 25, 32, 33,
@@ -95,9 +97,7 @@ def pending_songs(writer: CorpusWriter, tracks, sf_package, task: str, sample_ra
     soundfont (seconds to load) is loaded only when a song has to be rendered.
     """
     renderer = None
-    shard = f" {writer.shard[0] + 1}/{writer.shard[1]}" if writer.shard else ""
-    position = writer.shard[0] if writer.shard else None
-    for split, track, variant in tqdm(song_splits(tracks), desc=task + shard, position=position,
+    for split, track, variant in tqdm(song_splits(tracks), **writer.progress_args(task),
                                       disable=not progress):
         if writer.all_full():
             break

@@ -128,9 +128,7 @@ def build(out: str | Path, *, cache=None, limit_minutes: float | None = None,
     length = int(ITEM_SECONDS * SAMPLE_RATE)
     tracks = [(s, c) for s in ("train", "valid") for c in pools["music"][s]]
     order = rng_for("soundtrack-order").permutation(len(tracks))
-    desc = f"soundtrack {shard[0] + 1}/{shard[1]}" if shard else "soundtrack"
-    for index in tqdm(order, desc=desc, position=shard[0] if shard else None,
-                      disable=not progress):
+    for index in tqdm(order, **writer.progress_args("soundtrack"), disable=not progress):
         split, clip = tracks[index]
         if writer.all_full():
             break

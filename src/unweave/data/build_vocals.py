@@ -15,7 +15,15 @@ from pathlib import Path
 import numpy as np
 
 from . import debs, sources
-from .build_music4 import VALID_FRACTION, pending_songs, render_song, soundfont_path
+from .build_music4 import (
+    LEVELS,
+    PACKAGES,
+    SPEECH_PACKAGES,
+    VALID_FRACTION,
+    pending_songs,
+    render_song,
+    soundfont_path,
+)
 from .common import (
     CorpusWriter,
     convert,
@@ -28,11 +36,7 @@ from .singing import clip_stream, sing
 
 SAMPLE_RATE, CHANNELS = 44100, 2
 SING_RATE = 16000
-SPEECH_PACKAGES = tuple(f"asterisk-core-sounds-{lang}-g722" for lang in ("en", "es", "it", "ru"))
-PACKAGES = ("freedoom", "musescore-general-soundfont", "flight-of-the-amazon-queen",
-            "beneath-a-steel-sky", *SPEECH_PACKAGES)  # = build_music4.PACKAGES
 VALID_SPEAKERS = frozenset({"ru_RU_f_IvrvoiceRU"})
-LEVELS = {"vocals": (-18.0, 3.0), "accompaniment": (-20.0, 3.0)}
 
 
 def speech_pools(packages) -> dict[str, dict[str, list]]:

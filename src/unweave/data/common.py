@@ -216,6 +216,12 @@ class CorpusWriter:
         k, n = self.shard
         return int(hashlib.sha1(key.encode()).hexdigest()[:8], 16) % n == k
 
+    def progress_args(self, desc: str) -> dict:
+        """tqdm ``desc``/``position``: one bar per shard of a parallel build."""
+        if self.shard is None:
+            return {"desc": desc}
+        return {"desc": f"{desc} {self.shard[0] + 1}/{self.shard[1]}", "position": self.shard[0]}
+
     # limits: the valid split gets at most a fifth of the budget so both splits fill up
     def full(self, split: str) -> bool:
         if self.limit_minutes is None:
