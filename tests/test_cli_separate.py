@@ -231,3 +231,12 @@ def test_rescale_keeps_loud_stems_unclipped(tmp_path):
     clamped = sep.separate_to_files(src, tmp_path / "c", options=OutputOptions(clip="clamp", subtype="FLOAT"))
     c, _ = sf.read(clamped["b"])
     assert np.abs(c).max() <= 1.0 and np.isclose(np.abs(c).max(), 1.0)
+
+
+def test_refine_flag_makes_stems_share_out_the_mixture(tmp_path):
+    src = write_tone(tmp_path / "t.wav", seconds=0.7, sample_rate=44100)  # the model's rate
+    assert run_cli("-n", MODEL, "--refine", "--float32", "--clip-mode", "none",
+                   "-o", str(tmp_path / "o"), str(src)) == 0
+    stems = [sf.read(p)[0] for p in sorted((tmp_path / "o" / MODEL / "t").iterdir())]
+    assert len(stems) == len(load_model(MODEL).sources)
+    np.testing.assert_allclose(sum(stems), sf.read(src)[0], atol=1e-3)

@@ -44,6 +44,11 @@ def _scores(summary: dict) -> dict:
     return out
 
 
+def _inference(summary: dict) -> dict:
+    """Inference settings the scores were measured with that the catalog makes the default."""
+    return {"refine": bool(summary.get("settings", {}).get("refine", False))}
+
+
 def _rounded(metrics: dict) -> dict:
     return {k: round(v, 3) for k, v in metrics.items() if isinstance(v, float)}
 
@@ -91,13 +96,21 @@ def main() -> None:
                          "earlier training record under training.continued_from")
     ap.add_argument("--rescore", action="store_true",
                     help="only replace the scores of the shipped weights with --summary's")
+    ap.add_argument("--task", help="a model new to the catalog: its task (music, vocals, ...)")
+    ap.add_argument("--description", help="a model new to the catalog: one line about it")
     args = ap.parse_args()
     catalog = json.loads(CATALOG_PATH.read_text())
     entry = next((e for e in catalog["models"] if e["name"] == args.name), None)
     if entry is None:
-        ap.error(f"{args.name}: not in {CATALOG_PATH}")
+        if not (args.task and args.description) or args.rescore:
+            ap.error(f"{args.name}: not in {CATALOG_PATH} (a new model needs --task and "
+                     "--description)")
+        entry = {"name": args.name, "task": args.task, "description": args.description}
+        catalog["models"].append(entry)
+    summary = json.loads(args.summary.read_text())
     if args.rescore:
-        entry["scores"] = _scores(json.loads(args.summary.read_text()))
+        entry["scores"] = _scores(summary)
+        entry.update(_inference(summary))
         _write(catalog)
         print(f"{args.name}: scores replaced from {args.summary}")
         return
@@ -129,7 +142,7 @@ def main() -> None:
         "arch": payload["arch"], "kwargs": payload["kwargs"],
         "weights": {"file": target.name, "sha256": sha256_file(target), "url": None},
         "data": data, "license": args.license,
-        "scores": _scores(json.loads(args.summary.read_text())), "training": training,
+        "scores": _scores(summary), "training": training, **_inference(summary),
     })
     _write(catalog)
     print(f"{args.name}: {target} ({target.stat().st_size / 1e6:.1f} MB) sha256 "

@@ -395,6 +395,7 @@ def evaluate(
     max_items: int | None = None,
     shifts: int = 0,
     overlap: float = 0.25,
+    refine: bool | None = None,
     segment: float | None = None,
     device: str = "cpu",
     jobs: int | None = None,
@@ -413,7 +414,7 @@ def evaluate(
         plots: write score distributions and spectrograms (needs matplotlib).
         spectrogram_items: how many items get a spectrogram figure.
         max_items: score only the first N items.
-        shifts, overlap, segment, device, jobs: passed to :class:`unweave.Separator`.
+        shifts, overlap, refine, segment, device, jobs: passed to :class:`unweave.Separator`.
         progress: show a tqdm bar over items.
         log: where to print notes (default: stderr).
     """
@@ -423,7 +424,7 @@ def evaluate(
     if max_items is not None:
         items = items[: max(1, int(max_items))]
     separator = _separator(model, shifts=shifts, overlap=overlap, segment=segment, device=device,
-                           jobs=jobs)
+                           jobs=jobs, refine=refine)
     sources = tuple(separator.sources)
     channels = int(separator.model.audio_channels)
     out = Path(out_dir) if out_dir is not None else None
@@ -465,6 +466,7 @@ def evaluate(
         "sdr_definition": METRIC_DEFINITIONS["sdr"] if "sdr" in metrics else None,
         "settings": {
             "shifts": shifts, "overlap": overlap, "segment": segment, "device": device,
+            "refine": bool(getattr(separator, "refine", False)),
             "oracle": "ideal ratio mask |S_i| / sum_k |S_k| (sources + rest of the mixture) "
             "on the mixture STFT, Hann window of 64 ms (power of two), hop 1/4",
         },

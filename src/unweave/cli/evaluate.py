@@ -40,6 +40,8 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
                         help="spectrogram figures for the first N items (default: %(default)s)")
     parser.add_argument("--shifts", type=int, default=0, help="random-shift passes (default: 0)")
     parser.add_argument("--overlap", type=float, default=0.25, help="chunk overlap (default: 0.25)")
+    parser.add_argument("--refine", action=argparse.BooleanOptionalAction, default=None,
+                        help="soft-mask refinement (default: the model's setting)")
     parser.add_argument("--segment", type=float, default=None, help="chunk length in seconds")
     parser.add_argument("-d", "--device", default="cpu", help="cpu, cuda or mps (default: cpu)")
     parser.add_argument("-j", "--jobs", type=int, default=None, help="CPU threads for the model")
@@ -73,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
         max_items=args.max_items,
         shifts=args.shifts,
         overlap=args.overlap,
+        refine=args.refine,
         segment=args.segment,
         device=args.device,
         jobs=args.jobs,

@@ -68,8 +68,9 @@ def run(args: argparse.Namespace) -> int:
     print()
     for r in rows:
         if r["trained"]:
+            refine = "; stems refined by soft masks (--no-refine: raw)" if r["refine"] else ""
             print(f"{r['name']}: data: {r['data']}; license: {r['license']}; "
-                  f"scores: {_score_text(r['scores'])}")
+                  f"scores: {_score_text(r['scores'])}{refine}")
         else:
             print(f"{r['name']}: untrained (random weights): no data, no scores")
     return 0

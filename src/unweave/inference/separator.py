@@ -22,6 +22,7 @@ from ..audio import convert, io
 from ..errors import AudioWriteError, UnweaveError
 from ..pretrained.catalog import load_model
 from .chunking import ChunkedSeparation, apply
+from .refine import Refined
 
 Progress = Callable[[float, str], None]  # (fraction done in [0, 1], stage)
 BLOCK_SECONDS = 30.0
@@ -91,13 +92,18 @@ class Separator:
         device: ``cpu``, ``cuda`` or ``mps``.
         jobs: CPU threads for the model (None: leave torch's default).
         batch_size: chunks per forward call.
+        refine: soft-mask refinement of the stems from the mixture (``unweave.dsp.postfilter``);
+            None: the model's own setting (``refine`` in its catalog entry, else off).
     """
 
     def __init__(self, model: str | nn.Module = "default", *, shifts: int = 0, overlap: float = 0.25,
                  segment: float | None = None, device: str = "cpu", jobs: int | None = None,
-                 batch_size: int = 4, seed: int = 0) -> None:
+                 batch_size: int = 4, seed: int = 0, refine: bool | None = None) -> None:
         self.device = _check_device(device)
         self.model = (load_model(model) if not isinstance(model, nn.Module) else model)
+        self.refine = bool(getattr(self.model, "refine", False)) if refine is None else refine
+        if self.refine and not isinstance(self.model, Refined):
+            self.model = Refined(self.model)
         self.model.to(self.device).eval()
         self.model_name = getattr(self.model, "model_name", type(self.model).__name__.lower())
         self.shifts, self.overlap, self.segment = shifts, overlap, segment

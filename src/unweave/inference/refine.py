@@ -1,0 +1,41 @@
+"""A separation model followed by soft-mask refinement (:mod:`unweave.dsp.postfilter`).
+
+``Refined(model)`` satisfies the same metadata contract as the model it wraps, so chunking,
+shifts and every front end run it unchanged; the refinement runs on each chunk, before the
+overlap-add, at the model's sample rate.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..dsp.postfilter import fft_size, soft_mask_refine
+
+
+class Refined(nn.Module):
+    """``model`` whose stems are re-derived from the mixture by soft masks.
+
+    Args:
+        model: a separation model (``unweave.models.base`` contract).
+        power: magnitude exponent of the masks (1: ratio mask, 2: Wiener filter).
+        n_fft: STFT size (default: ~93 ms at the model's rate).
+    """
+
+    def __init__(self, model: nn.Module, power: float = 1.0, n_fft: int | None = None) -> None:
+        super().__init__()
+        self.inner = model
+        self.power = float(power)
+        self.n_fft = int(n_fft or fft_size(model.sample_rate))
+        for attr in ("sources", "sample_rate", "audio_channels", "segment"):
+            setattr(self, attr, getattr(model, attr))
+        for attr in ("model_name", "trained"):
+            if hasattr(model, attr):
+                setattr(self, attr, getattr(model, attr))
+
+    def valid_length(self, length: int) -> int:
+        return self.inner.valid_length(length)
+
+    def forward(self, mix: torch.Tensor) -> torch.Tensor:
+        """mix: (B, C, T) -> (B, S, C, T)."""
+        return soft_mask_refine(mix, self.inner(mix), self.n_fft, power=self.power)
