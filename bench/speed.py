@@ -1,6 +1,6 @@
-"""Real-time factor of each architecture (registry defaults) and each catalog model on a 180 s
-stereo clip with N CPU threads, side by side with HTDemucs from the `demucs` package (random
-weights: speed only) when it is installed.
+"""Real-time factor of each architecture (registry defaults) and each catalog model (with its
+default soft-mask refinement) on a 180 s stereo clip with N CPU threads, side by side with
+HTDemucs from the `demucs` package (random weights: speed only) when it is installed.
 
 RTF here = seconds of audio per second of wall time (higher is faster). Runs are interleaved
 and the best of ``--repeats`` is kept (the shared 2-core machines vary up to 3x run to run).
@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from unweave.inference.chunking import apply
+from unweave.inference.refine import Refined
 from unweave.pretrained.catalog import catalog_entries, count_parameters, load_model
 from unweave.registry import build_model, list_architectures
 
@@ -68,6 +69,8 @@ def main() -> None:
         runners[f"arch:{arch}"] = (unweave_runner(model, args.seconds), count_parameters(model))
     for name in catalog_entries():
         model = load_model(name)
+        if model.refine:  # the catalog's default inference, as `unweave separate` runs it
+            model = Refined(model)
         runners[f"model:{name}"] = (unweave_runner(model, args.seconds), count_parameters(model))
     ht = htdemucs_runner(args.seconds)
     if ht is not None:
