@@ -57,12 +57,33 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def _bag_members(entry: dict[str, Any]) -> list[dict[str, Any]]:
+    entries = catalog_entries()
+    missing = [n for n in entry["bag"]["models"] if n not in entries or "bag" in entries[n]]
+    if missing:
+        raise ModelError(f"{entry['name']}: bag member(s) {', '.join(missing)} not in the catalog")
+    return [entries[n] for n in entry["bag"]["models"]]
+
+
+def _build(entry: dict[str, Any]) -> nn.Module:
+    """The entry's model with untrained weights (a bag: of its members)."""
+    if "bag" in entry:
+        from ..inference.bag import Bag
+
+        return Bag([_build(e) for e in _bag_members(entry)], entry["bag"].get("weights"))
+    return build_model(entry["arch"], **entry.get("kwargs", {}))
+
+
 def _describe(entry: dict[str, Any], model: nn.Module) -> dict[str, Any]:
     weights = entry.get("weights") or None
+    if "bag" in entry:  # trained when every member is; its "sha256" names the members'
+        members = [e.get("weights") for e in _bag_members(entry)]
+        weights = None if not all(members) else {
+            "sha256": "+".join(w["sha256"][:12] for w in members)}
     return {
         "name": entry["name"],
         "task": entry["task"],
-        "arch": entry["arch"],
+        "arch": entry.get("arch", "bag"),
         "description": entry.get("description", ""),
         "sources": list(model.sources),
         "sample_rate": model.sample_rate,
@@ -75,6 +96,7 @@ def _describe(entry: dict[str, Any], model: nn.Module) -> dict[str, Any]:
         "license": entry.get("license"),
         "scores": entry.get("scores") or {},
         "training": entry.get("training") or {},
+        **({"members": list(entry["bag"]["models"])} if "bag" in entry else {}),
     }
 
 
@@ -90,7 +112,7 @@ def list_models(include_tiny: bool = True) -> list[dict[str, Any]]:
     rows = []
     for entry in catalog_entries().values():
         with torch.device("meta"):  # shapes only: counts parameters without allocating them
-            model = build_model(entry["arch"], **entry.get("kwargs", {}))
+            model = _build(entry)
         rows.append(_describe(entry, model))
     if include_tiny:
         for arch in list_architectures():
@@ -121,6 +143,13 @@ def _fetch(url: str, sha256: str, name: str) -> Path:
 
 
 def _load_entry(entry: dict[str, Any]) -> nn.Module:
+    if "bag" in entry:
+        from ..inference.bag import Bag
+
+        members = [_load_entry(e) for e in _bag_members(entry)]
+        model = Bag(members, entry["bag"].get("weights"))
+        model.trained = all(m.trained for m in members)
+        return model.eval()
     weights = entry.get("weights")
     if not weights:
         torch.manual_seed(UNTRAINED_SEED)
