@@ -56,9 +56,11 @@ def soft_mask_refine(
     hop = int(hop_length or n_fft // 4)
     length = mixture.shape[-1]
     mix_spec = stft(mixture.unsqueeze(-3), n_fft, hop)  # (..., 1, C, F, N)
-    weights = stft(estimates, n_fft, hop).abs().pow(power)  # (..., S, C, F, N)
-    total = weights.sum(dim=-4, keepdim=True)
+    weights = stft(estimates, n_fft, hop).abs()  # (..., S, C, F, N)
+    if power != 1.0:
+        weights = weights.pow(power)
+    # (V_j + eps / S) / (sum_k V_k + eps): V_j / sum_k V_k wherever an estimate has sound, 1 / S
+    # where none has; one division instead of a masked select (this runs on every chunk)
     sources = estimates.shape[-3]
-    masks = torch.where(total > eps, weights / total.clamp_min(eps),
-                        torch.full_like(weights, 1.0 / sources))
+    masks = weights.add_(eps / sources).div_(weights.sum(dim=-4, keepdim=True))
     return istft(masks * mix_spec, n_fft, hop, length)
