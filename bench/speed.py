@@ -20,8 +20,8 @@ from pathlib import Path
 import torch
 
 from unweave.inference.chunking import apply
-from unweave.inference.refine import Refined
-from unweave.pretrained.catalog import catalog_entries, count_parameters, load_model
+from unweave.inference.separator import Separator
+from unweave.pretrained.catalog import catalog_entries, count_parameters
 from unweave.registry import build_model, list_architectures
 
 RESULTS = Path(__file__).parent / "results"
@@ -68,9 +68,7 @@ def main() -> None:
         model = build_model(arch).eval()
         runners[f"arch:{arch}"] = (unweave_runner(model, args.seconds), count_parameters(model))
     for name in catalog_entries():
-        model = load_model(name)
-        if model.refine:  # the catalog's default inference, as `unweave separate` runs it
-            model = Refined(model)
+        model = Separator(name).model  # as `unweave separate` runs it (with refinement if on)
         runners[f"model:{name}"] = (unweave_runner(model, args.seconds), count_parameters(model))
     ht = htdemucs_runner(args.seconds)
     if ht is not None:

@@ -5,11 +5,10 @@ Usage: python tools/readme_scores.py       (tests/test_readme.py checks the two 
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 from unweave.cli.models import markdown_table
+from unweave.data.common import write_text_atomic
 from unweave.pretrained.catalog import list_models
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -23,11 +22,7 @@ def main() -> None:
     while end < len(lines) and lines[end].startswith("|"):
         end += 1
     lines[start:end] = table
-    fd, tmp = tempfile.mkstemp(dir=README.parent, suffix=".md")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write("\n".join(lines) + "\n")
-    os.chmod(tmp, README.stat().st_mode & 0o777)
-    os.replace(tmp, README)
+    write_text_atomic(README, "\n".join(lines) + "\n")
     print(f"README.md: {len(table) - 2} score rows")
 
 

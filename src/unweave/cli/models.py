@@ -62,9 +62,8 @@ def run(args: argparse.Namespace) -> int:
     print(header)
     print("-" * len(header))
     for r in rows:
-        weights = f"trained {r['sha256'][:12]}" if r["trained"] else "UNTRAINED"
-        if r.get("members"):
-            weights = f"bag: {'+'.join(r['members'])}"
+        weights = (f"bag: {'+'.join(r['members'])}" if r.get("members")
+                   else f"trained {r['sha256'][:12]}" if r["trained"] else "UNTRAINED")
         print(f"{r['name']:<18} {r['task']:<11} {r['arch']:<12} {r['sample_rate']:>6} "
               f"{r['params'] / 1e6:>7.2f}M  {weights:<22} {','.join(r['sources'])}")
     print()

@@ -61,7 +61,8 @@ def _bag_members(entry: dict[str, Any]) -> list[dict[str, Any]]:
     entries = catalog_entries()
     missing = [n for n in entry["bag"]["models"] if n not in entries or "bag" in entries[n]]
     if missing:
-        raise ModelError(f"{entry['name']}: bag member(s) {', '.join(missing)} not in the catalog")
+        raise ModelError(f"{entry['name']}: bag member(s) {', '.join(missing)} not a single model "
+                         "of the catalog")
     return [entries[n] for n in entry["bag"]["models"]]
 
 
