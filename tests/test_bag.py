@@ -37,9 +37,28 @@ def test_bag_averages_each_source_with_its_weights():
     assert bag.segment == 0.5 and bag.sources == ("a", "b")
 
 
+def test_a_member_contributes_the_sources_it_shares_by_name():
+    mix = torch.randn(1, 2, 50)
+    four = IdentityModel(sources=("drums", "bass", "other", "vocals"))  # i + 1 = 1, 2, 3, 4
+    two = IdentityModel(sources=("vocals", "accompaniment"))  # vocals = 1 * mixture
+    bag = Bag([four, two], weights=[[1, 1, 1, 1], [0, 0, 0, 3]])
+    out = bag(mix)
+    assert bag.sources == four.sources and out.shape == (1, 4, 2, 50)
+    for i in range(3):
+        torch.testing.assert_close(out[:, i], (i + 1) * mix)
+    torch.testing.assert_close(out[:, 3], (4 * 1 + 1 * 3) / 4 * mix)
+    default = Bag([four, two])  # default weights: 1 where a member has the source
+    torch.testing.assert_close(default(mix)[:, 3], 2.5 * mix)
+    skipped = Bag([four, two], weights=[[1, 1, 1, 1], [0, 0, 0, 0]])
+    skipped(mix)
+    assert two.calls == 2, "a member with no weight is not run"
+
+
 @pytest.mark.parametrize("models,weights,message", [
     ([], None, "at least one"),
     ([IdentityModel(), IdentityModel(sample_rate=16000)], None, "members differ"),
+    ([IdentityModel(), IdentityModel(sources=("x", "y"))], None, "none of the bag's sources"),
+    ([IdentityModel(), IdentityModel(sources=("b", "y"))], [[1, 1], [1, 1]], "no source 'a'"),
     ([IdentityModel(), IdentityModel()], [[1, 1]], "expected 2 rows"),
     ([IdentityModel(), IdentityModel()], [[1, 0], [1, 0]], "non-zero"),
 ])

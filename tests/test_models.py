@@ -271,6 +271,20 @@ def test_spec_unet_predict_noise_sums_to_mixture(input_kind):
         _tiny("spec_unet", sources=("a", "b", "c"), predict="noise")
 
 
+def test_spec_unet_softmax_masks_share_the_mixture():
+    model = _tiny("spec_unet", sources=("a", "b", "c", "d"), mask="softmax").train()
+    mix = _mix(model, 4097)
+    out = model(mix)
+    assert out.shape == (2, 4, 2, 4097)
+    torch.testing.assert_close(out.sum(dim=1), mix, rtol=0, atol=1e-5)
+    out[:, 1].square().mean().backward()  # every source's mask gets a gradient from one source
+    assert all(p.grad is not None for p in model.parameters())
+    with pytest.raises(ValueError, match="mask"):
+        _tiny("spec_unet", mask="relu")
+    with pytest.raises(ValueError, match="softmax"):
+        _tiny("spec_unet", mask="softmax", input="complex")
+
+
 def test_spec_unet_unit_mask_returns_the_mixture():
     model = _tiny("spec_unet").eval()
     _force_unit_mask(model.up[0].net[0])

@@ -1,8 +1,10 @@
-"""A bag of models: several separators with the same sources, averaged per source.
+"""A bag of models: several separators, averaged per source.
 
 As Demucs' bags of models do, each member may carry a weight per source (0 leaves a member's
-estimate of that source out, e.g. a source it never learnt). ``Bag`` satisfies the model
-metadata contract, so chunking, shifts, refinement and every front end run it unchanged.
+estimate of that source out, e.g. a source it never learnt). The bag's sources are its first
+member's; another member may estimate other sources too (a vocals/accompaniment model in a
+four-stem bag), and contributes, by name, to the bag's sources it has. ``Bag`` satisfies the
+model metadata contract, so chunking, shifts, refinement and every front end run it unchanged.
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ class Bag(nn.Module):
     """Weighted per-source average of ``models``.
 
     Args:
-        models: separation models with the same sources (same order), sample rate and channels.
-        weights: one row per model, one weight per source (default: all 1); each source's
-            weights are normalised to sum to 1, and every source needs a non-zero one.
+        models: separation models with the same sample rate and channels; the bag's sources
+            are the first model's, and every other model must estimate at least one of them.
+        weights: one row per model, one weight per bag source (default: 1 where the model has
+            the source, else 0); each source's weights are normalised to sum to 1, every
+            source needs a non-zero one, and a model must weigh 0 the sources it lacks.
 
     Shape:
         mix: (B, C, T) -> (B, S, C, T) for any T (each member pads to its own valid length).
@@ -31,38 +35,51 @@ class Bag(nn.Module):
         if not models:
             raise ValueError("a bag needs at least one model")
         first = models[0]
-        for m in models[1:]:
-            got = (tuple(m.sources), m.sample_rate, m.audio_channels)
-            want = (tuple(first.sources), first.sample_rate, first.audio_channels)
-            if got != want:
-                raise ValueError(f"bag members differ: (sources, sample_rate, channels) {got} "
-                                 f"vs {want}")
-        self.members = nn.ModuleList(models)
         self.sources = tuple(first.sources)
+        for m in models[1:]:
+            got, want = (m.sample_rate, m.audio_channels), (first.sample_rate, first.audio_channels)
+            if got != want:
+                raise ValueError(f"bag members differ: (sample_rate, channels) {got} vs {want}")
+            if not set(m.sources) & set(self.sources):
+                raise ValueError(f"bag member with sources {tuple(m.sources)} has none of the "
+                                 f"bag's sources {self.sources}")
+        self.members = nn.ModuleList(models)
         self.sample_rate = int(first.sample_rate)
         self.audio_channels = int(first.audio_channels)
         segments = [m.segment for m in models if m.segment]
         self.segment = min(segments) if segments else None
-        rows = [[1.0] * len(self.sources)] * len(models) if weights is None else [
-            list(map(float, row)) for row in weights]
+        has = [[float(s in m.sources) for s in self.sources] for m in models]
+        rows = has if weights is None else [list(map(float, row)) for row in weights]
         w = torch.tensor(rows, device="cpu")  # checked on the CPU even under a meta device
         if w.shape != (len(models), len(self.sources)) or (w < 0).any():
             raise ValueError(f"bag weights: expected {len(models)} rows of {len(self.sources)} "
                              f"non-negative numbers, got {w.tolist()}")
+        lacking = (w > 0) & (torch.tensor(has, device="cpu") == 0)
+        if lacking.any():
+            m, s = (int(i) for i in lacking.nonzero()[0])
+            raise ValueError(f"bag weights: member {m} has no source {self.sources[s]!r} "
+                             f"(its sources: {tuple(models[m].sources)}), so its weight must be 0")
         if (w.sum(0) == 0).any():
             raise ValueError(f"bag weights: every source needs a non-zero weight, got {w.tolist()}")
         self.register_buffer("weights", w / w.sum(0), persistent=False)  # (M, S)
+        # for each member, (bag index, member index) of the sources it contributes
+        self._picks = [
+            [(i, list(m.sources).index(s)) for i, s in enumerate(self.sources) if w[k, i] > 0]
+            for k, m in enumerate(models)
+        ]
 
     def valid_length(self, length: int) -> int:
         return int(length)
 
     def forward(self, mix: torch.Tensor) -> torch.Tensor:
         """mix: (B, C, T) -> (B, S, C, T)."""
-        length = mix.shape[-1]
-        out = None
-        for model, w in zip(self.members, self.weights, strict=True):
+        batch, chans, length = mix.shape
+        out = mix.new_zeros(batch, len(self.sources), chans, length)
+        for model, w, picks in zip(self.members, self.weights, self._picks, strict=True):
+            if not picks:
+                continue
             pad = int(model.valid_length(length)) - length
             est = model(nn.functional.pad(mix, (0, pad)) if pad > 0 else mix)[..., :length]
-            est = est * w.to(est.dtype)[None, :, None, None]
-            out = est if out is None else out + est
+            for i, j in picks:
+                out[:, i] = out[:, i] + w[i].to(est.dtype) * est[:, j]
         return out

@@ -11,7 +11,8 @@ or as real and imaginary parts (``input="complex"``, 2C maps). A 2-D U-Net (stri
 with BatchNorm + LeakyReLU going down, transposed convs with BatchNorm + ReLU going up,
 concatenated skip connections, optional dense blocks at every level) predicts for each estimate
 either a mask (``output="mask"``: a sigmoid magnitude mask applied to the mixture STFT, i.e. with
-the mixture phase, or an unbounded complex mask for complex input) or the spectrum itself
+the mixture phase, or with ``mask="softmax"`` masks that share each bin between the sources, or
+an unbounded complex mask for complex input) or the spectrum itself
 (``output="spectrum"``: a magnitude combined with the mixture phase, or a complex spectrum).
 Frequency and frame axes are zero-padded to multiples of ``2**depth`` and cropped back. Optionally
 the input is divided by its RMS (``normalize``) and its magnitudes power-law compressed
@@ -37,6 +38,7 @@ from .base import SeparationModel
 INPUTS = ("magnitude", "complex")
 OUTPUTS = ("mask", "spectrum")
 PREDICTS = ("sources", "noise")
+MASKS = ("sigmoid", "softmax")
 
 
 @register_model(
@@ -74,6 +76,7 @@ class SpecUNet(SeparationModel):
         input: str = "magnitude",
         output: str = "mask",
         predict: str = "sources",
+        mask: str = "sigmoid",
         normalize: bool = False,
         compress: float = 1.0,
     ) -> None:
@@ -96,6 +99,9 @@ class SpecUNet(SeparationModel):
             output: "mask" (applied to the mixture STFT) or "spectrum" (estimated directly).
             predict: "sources" (one estimate per source) or "noise" (estimate the interference,
                 the target is the mixture minus it).
+            mask: for magnitude masks, "sigmoid" (each source's mask in (0, 1) on its own) or
+                "softmax" (the masks of all sources share each bin and sum to 1, so the
+                estimates sum to the mixture and no source's mask can die on its own).
             normalize: divide the mixture STFT by its RMS (per item) before the network, and
                 multiply spectrum outputs back, so that the network sees level-free input.
             compress: exponent applied to the magnitudes the network sees (phase kept for
@@ -111,6 +117,12 @@ class SpecUNet(SeparationModel):
         ):
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+        if mask not in MASKS:
+            raise ValueError(f"mask must be one of {MASKS}, got {mask!r}")
+        if mask == "softmax" and (input, output, predict) != ("magnitude", "mask", "sources"):
+            raise ValueError(
+                "mask='softmax' needs input='magnitude', output='mask' and predict='sources'"
+            )
         if predict == "noise" and len(self.sources) != 2:
             raise ValueError(f"predict='noise' needs two sources (target, noise), got {sources}")
         self.n_fft = int(n_fft)
@@ -119,6 +131,7 @@ class SpecUNet(SeparationModel):
         self.input_mode = input
         self.output_mode = output
         self.predict = predict
+        self.mask = mask
         if not 0.0 < float(compress) <= 1.0:
             raise ValueError(f"compress must be in (0, 1], got {compress!r}")
         self.normalize = bool(normalize)
@@ -197,7 +210,8 @@ class SpecUNet(SeparationModel):
         if self.input_mode == "magnitude":
             out = out.reshape(batch, self.estimates, chans, bins, frames)  # (B, K, C, F, N)
             if self.output_mode == "mask":
-                est = torch.sigmoid(out) * mixture
+                masks = out.softmax(dim=1) if self.mask == "softmax" else torch.sigmoid(out)
+                est = masks * mixture
             else:
                 phase = mixture / mixture.abs().clamp_min(1e-8)
                 est = F.relu(out) * phase
