@@ -7,6 +7,9 @@ Usage: python tools/release.py NAME CHECKPOINT --corpus corpora/denoise \
            --license "CC-BY-SA-3.0" --hardware "2-core CPU" [--continued]
        python tools/release.py NAME --rescore --summary reports/X/summary.json
            (new scores for the shipped weights, e.g. after an inference change; the rest is kept)
+       python tools/release.py BAG --bag-weights reports/W/weights.json [--bag-members a,b]
+           (a bag's members and weights, as tools/bag_weights.py chose them; then evaluate the
+           bag and --rescore it)
 Only measured numbers are copied; nothing is typed in by hand.
 """
 
@@ -85,7 +88,7 @@ def main() -> None:
     ap.add_argument("name")
     ap.add_argument("checkpoint", type=Path, nargs="?")
     ap.add_argument("--corpus", type=Path)
-    ap.add_argument("--summary", type=Path, required=True)
+    ap.add_argument("--summary", type=Path, help="an `unweave evaluate` summary.json")
     ap.add_argument("--run", type=Path)
     ap.add_argument("--license", help="license of the weights")
     ap.add_argument("--hardware")
@@ -97,7 +100,13 @@ def main() -> None:
     ap.add_argument("--rescore", action="store_true",
                     help="only replace the scores of the shipped weights with --summary's")
     ap.add_argument("--task", help="a model new to the catalog: its task (music, vocals, ...)")
-    ap.add_argument("--description", help="a model new to the catalog: one line about it")
+    ap.add_argument("--description", help="one line about the model (needed for a new one; "
+                    "replaces an existing one's)")
+    ap.add_argument("--bag-weights", type=Path, help="a bag: set its members and per-source "
+                    "weights from tools/bag_weights.py's weights.json (then evaluate it and "
+                    "--rescore)")
+    ap.add_argument("--bag-members", help="with --bag-weights: the members' catalog names, "
+                    "comma-separated, in weights.json's order (default: its member names)")
     args = ap.parse_args()
     catalog = json.loads(CATALOG_PATH.read_text())
     entry = next((e for e in catalog["models"] if e["name"] == args.name), None)
@@ -107,6 +116,23 @@ def main() -> None:
                      "--description)")
         entry = {"name": args.name, "task": args.task, "description": args.description}
         catalog["models"].append(entry)
+    if args.description:
+        entry["description"] = args.description
+    if args.bag_weights:
+        if "bag" not in entry:
+            ap.error(f"--bag-weights: {args.name} is not a bag")
+        chosen = json.loads(args.bag_weights.read_text())
+        names = args.bag_members.split(",") if args.bag_members else chosen["members"]
+        if len(names) != len(chosen["weights"]):
+            ap.error(f"--bag-members: {len(names)} names for {len(chosen['weights'])} rows")
+        entry["bag"] = {"models": names, "weights": chosen["weights"]}
+        if args.summary is None:
+            _write(catalog)
+            print(f"{args.name}: bag {names} weights {chosen['weights']}; evaluate it, then "
+                  "--rescore")
+            return
+    if args.summary is None:
+        ap.error("--summary is needed")
     summary = json.loads(args.summary.read_text())
     if args.rescore:
         entry["scores"] = _scores(summary)
