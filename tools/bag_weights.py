@@ -31,22 +31,15 @@ import torch
 from unweave.audio import convert
 from unweave.data.common import write_text_atomic
 from unweave.dsp.postfilter import fft_size, soft_mask_refine
-from unweave.evaluate import find_items, load_item, score_item
+from unweave.evaluate import _safe_name, find_items, load_item, score_item
 from unweave.inference.separator import Separator
 
 
-def _cache_name(member: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_" else "_" for c in member)
-
-
-def member_estimates(member: str, mixtures: dict[str, torch.Tensor], rate: int,
-                     cache: Path) -> tuple[tuple[str, ...], int, dict[str, torch.Tensor]]:
-    """{item: (S_member, C, T_model)} raw estimates of ``mixtures`` (at ``rate``, the
-    members' rate) (cached)."""
-    sep = Separator(member, refine=False, jobs=1)
-    if sep.sample_rate != rate:
-        raise SystemExit(f"{member}: sample rate {sep.sample_rate}, the bag's is {rate}")
-    folder = cache / _cache_name(member)
+def member_estimates(member: str, sep: Separator, mixtures: dict[str, torch.Tensor],
+                     cache: Path) -> tuple[tuple[str, ...], dict[str, torch.Tensor]]:
+    """(sources, {item: (S_member, C, T)}): ``sep``'s raw estimates of ``mixtures`` (at its
+    rate), cached under ``cache`` by member name."""
+    folder = cache / _safe_name(member)
     folder.mkdir(parents=True, exist_ok=True)
     out = {}
     for name, mix in mixtures.items():
@@ -54,7 +47,7 @@ def member_estimates(member: str, mixtures: dict[str, torch.Tensor], rate: int,
         if path.is_file():
             out[name] = torch.load(path).float()
             continue
-        stems = sep.separate_tensor(mix, rate)
+        stems = sep.separate_tensor(mix, sep.sample_rate)
         out[name] = torch.stack([stems[s] for s in sep.sources])
         torch.save(out[name].half(), path)
         print(f"  {member}: {name}", file=sys.stderr)
@@ -81,14 +74,19 @@ def main(argv: list[str] | None = None) -> int:
     if tune - set(args.members):
         raise SystemExit(f"--tune: not a member: {', '.join(sorted(tune - set(args.members)))}")
 
-    first = Separator(args.members[0], refine=False)
+    separators = [Separator(m, refine=False, jobs=1) for m in args.members]
+    first = separators[0]
     sources, rate_model, channels = first.sources, first.sample_rate, first.model.audio_channels
+    for m, sep in zip(args.members, separators, strict=True):
+        if sep.sample_rate != rate_model:
+            raise SystemExit(f"{m}: sample rate {sep.sample_rate}, the bag's is {rate_model}")
     items, _ = find_items(args.corpus, args.split)
     loaded = {it.name: load_item(it, sources, channels) for it in items}
     rate = next(iter(loaded.values())).sample_rate
     n_fft = fft_size(rate_model)
     mix_model = {n: convert.resample(x.mixture, rate, rate_model) for n, x in loaded.items()}
-    members = [member_estimates(m, mix_model, rate_model, args.cache) for m in args.members]
+    members = [member_estimates(m, sep, mix_model, args.cache)
+               for m, sep in zip(args.members, separators, strict=True)]
     has = np.array([[s in ms for s in sources] for ms, _ in members], dtype=float)
     weights = has.copy() if not args.init else np.array(json.loads(args.init), dtype=float)
 
@@ -97,15 +95,13 @@ def main(argv: list[str] | None = None) -> int:
         skips the frames where any reference is silent, so one source alone scores
         differently."""
         per_source: dict[str, list[float]] = {s: [] for s in sources}
+        share = w / w.sum(axis=0)  # each source's weights sum to 1, as in Bag
         for name, x in loaded.items():
-            acc = None
+            acc = torch.zeros((len(sources),) + tuple(mix_model[name].shape))
             for k, (m_sources, est) in enumerate(members):
                 for i, s in enumerate(sources):
-                    if w[k, i] > 0:
-                        part = est[name][m_sources.index(s)] * (w[k, i] / w[:, i].sum())
-                        if acc is None:
-                            acc = torch.zeros((len(sources),) + part.shape)
-                        acc[i] += part
+                    if share[k, i] > 0:
+                        acc[i] += float(share[k, i]) * est[name][m_sources.index(s)]
             refined = soft_mask_refine(mix_model[name], acc, n_fft)
             back = convert.resample(refined, rate_model, rate)[..., : x.mixture.shape[-1]]
             scores = score_item(x, back, sources, ("sdr",), oracle=False)["scores"]

@@ -48,13 +48,14 @@ class Bag(nn.Module):
         self.audio_channels = int(first.audio_channels)
         segments = [m.segment for m in models if m.segment]
         self.segment = min(segments) if segments else None
-        has = [[float(s in m.sources) for s in self.sources] for m in models]
-        rows = has if weights is None else [list(map(float, row)) for row in weights]
-        w = torch.tensor(rows, device="cpu")  # checked on the CPU even under a meta device
+        # checked on the CPU even under a meta device
+        has = torch.tensor([[s in m.sources for s in self.sources] for m in models], device="cpu")
+        rows = has.float() if weights is None else [list(map(float, row)) for row in weights]
+        w = torch.as_tensor(rows, dtype=torch.float32, device="cpu")
         if w.shape != (len(models), len(self.sources)) or (w < 0).any():
             raise ValueError(f"bag weights: expected {len(models)} rows of {len(self.sources)} "
                              f"non-negative numbers, got {w.tolist()}")
-        lacking = (w > 0) & (torch.tensor(has, device="cpu") == 0)
+        lacking = (w > 0) & ~has
         if lacking.any():
             m, s = (int(i) for i in lacking.nonzero()[0])
             raise ValueError(f"bag weights: member {m} has no source {self.sources[s]!r} "
