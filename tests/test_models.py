@@ -365,6 +365,20 @@ def test_mrx_unit_masks_return_the_mixture():
         torch.testing.assert_close(out[:, s], mix, rtol=0, atol=1e-5)
 
 
+def test_mrx_softmax_masks_share_the_mixture():
+    model = _tiny("mrx", mask="softmax").train()
+    mix = _mix(model, 4097)
+    out = model(mix)
+    assert out.shape == (2, 3, 2, 4097)
+    torch.testing.assert_close(out.sum(dim=1), mix, rtol=0, atol=1e-5)
+    out[:, 2].square().mean().backward()  # one source's loss reaches every source's decoder
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+    sigmoid = _tiny("mrx").eval()
+    sigmoid.load_state_dict(model.state_dict())  # same parameters, only the mask differs
+    with pytest.raises(ValueError, match="mask"):
+        _tiny("mrx", mask="relu")
+
+
 def test_mrx_channels_are_processed_alike():
     model = _tiny("mrx").eval()
     mono = _mix(model, 1000, batch=1)[:, :1]

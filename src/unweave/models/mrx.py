@@ -11,6 +11,9 @@ Per resolution, the magnitude frames go through a fully connected encoder (Linea
 ReLU); the three encodings are averaged and fed to a bidirectional LSTM; per source and per
 resolution a fully connected decoder (Linear -> sigmoid) predicts a magnitude mask that is
 applied to that resolution's mixture STFT (mixture phase). The three inverse STFTs are averaged.
+With ``mask="softmax"`` the decoders' outputs are a softmax over the sources in each bin instead,
+so that the masks share the mixture and sum to 1 (the estimates sum to the mixture) and no
+source's mask can saturate at 0 on its own (a quiet source cannot die).
 Audio channels are processed independently (folded into the batch).
 """
 
@@ -25,6 +28,8 @@ from ..dsp.stft import istft, stft
 from ..nn import BLSTM
 from ..registry import register_model
 from .base import SeparationModel
+
+MASKS = ("sigmoid", "softmax")
 
 
 @register_model(
@@ -58,6 +63,7 @@ class MRX(SeparationModel):
         lstm_layers: int = 3,
         dropout: float = 0.0,
         input_power: float = 1.0,
+        mask: str = "sigmoid",
     ) -> None:
         """
         Args:
@@ -74,6 +80,8 @@ class MRX(SeparationModel):
                 (the paper), 0.3 compresses the dynamic range so that quiet bins (effects,
                 high frequencies) are not drowned by the loud ones. The masks still apply to
                 the uncompressed mixture STFT.
+            mask: "sigmoid" (each source's mask in (0, 1) on its own; the paper) or "softmax"
+                (the sources' masks share each bin and sum to 1).
         """
         super().__init__(
             sources=sources, sample_rate=sample_rate, audio_channels=audio_channels,
@@ -90,17 +98,19 @@ class MRX(SeparationModel):
         if not 0 < input_power <= 1:
             raise ValueError(f"input_power must be in (0, 1], got {input_power}")
         self.input_power = float(input_power)
+        if mask not in MASKS:
+            raise ValueError(f"mask must be one of {MASKS}, got {mask!r}")
+        self.mask = mask
         features = 2 * int(hidden_size)
         bins = [n_fft // 2 + 1 for n_fft in self.n_ffts]
         self.encoders = nn.ModuleList(
             nn.Sequential(nn.Linear(f, features), nn.LayerNorm(features), nn.ReLU()) for f in bins
         )
         self.lstm = BLSTM(features, int(hidden_size), int(lstm_layers), dropout=dropout)
-        # decoders[r][s]: resolution r, source s
+        # decoders[r][s]: resolution r, source s; they output logits, the mask is applied in
+        # forward (a Sequential keeps the parameter names of the earlier Linear -> Sigmoid)
         self.decoders = nn.ModuleList(
-            nn.ModuleList(
-                nn.Sequential(nn.Linear(features, f), nn.Sigmoid()) for _ in self.sources
-            )
+            nn.ModuleList(nn.Sequential(nn.Linear(features, f)) for _ in self.sources)
             for f in bins
         )
 
@@ -132,9 +142,10 @@ class MRX(SeparationModel):
         out = 0
         resolutions = zip(specs, self.decoders, self.n_ffts, self.win_lengths, strict=True)
         for spec, decoders, n_fft, win in resolutions:
-            masks = torch.stack(
+            logits = torch.stack(
                 [decoder(hidden).transpose(1, 2) for decoder in decoders], dim=1
             )  # (B * C, S, F_r, N)
+            masks = logits.softmax(dim=1) if self.mask == "softmax" else torch.sigmoid(logits)
             est = masks * spec.unsqueeze(1)  # (B * C, S, F_r, N) complex
             out = out + istft(est, n_fft, self.hop_length, length, win)  # (B * C, S, T)
         out = out / len(specs)
