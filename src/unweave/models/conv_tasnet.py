@@ -19,11 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..nn import GlobalLayerNorm, TemporalBlock
+from ..nn import GlobalLayerNorm, TemporalBlock, apply_mask_nonlinearity, check_mask
 from ..registry import register_model
 from .base import SeparationModel
-
-MASK_NONLINEARITIES = ("relu", "sigmoid", "softmax")
 
 
 @register_model(
@@ -85,13 +83,11 @@ class ConvTasNet(SeparationModel):
         )
         if filter_length < 2 or filter_length % 2:
             raise ValueError(f"filter_length must be even and >= 2, got {filter_length}")
-        if mask not in MASK_NONLINEARITIES:
-            raise ValueError(f"mask must be one of {MASK_NONLINEARITIES}, got {mask!r}")
         skip_channels = bottleneck_channels if skip_channels is None else int(skip_channels)
         self.filters = int(filters)
         self.filter_length = int(filter_length)
         self.stride = self.filter_length // 2
-        self.mask = mask
+        self.mask = check_mask(mask)
         self.use_skip = skip_channels > 0
 
         self.encoder = nn.Conv1d(
@@ -133,11 +129,7 @@ class ConvTasNet(SeparationModel):
                 skip_sum = skip_sum + skip
         y = self.mask_net(skip_sum if self.use_skip else x)  # (B, S * N, frames)
         y = y.view(y.shape[0], len(self.sources), self.filters, y.shape[-1])  # (B, S, N, frames)
-        if self.mask == "relu":
-            return F.relu(y)
-        if self.mask == "sigmoid":
-            return torch.sigmoid(y)
-        return torch.softmax(y, dim=1)
+        return apply_mask_nonlinearity(y, self.mask)
 
     def forward(self, mix: torch.Tensor) -> torch.Tensor:
         """mix: (B, C, T) -> (B, S, C, T)."""

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from ..dsp.stft import istft, stft
-from ..nn import BLSTM
+from ..nn import BLSTM, apply_mask_nonlinearity, check_mask
 from ..registry import register_model
 from .base import SeparationModel
 
@@ -98,9 +98,7 @@ class MRX(SeparationModel):
         if not 0 < input_power <= 1:
             raise ValueError(f"input_power must be in (0, 1], got {input_power}")
         self.input_power = float(input_power)
-        if mask not in MASKS:
-            raise ValueError(f"mask must be one of {MASKS}, got {mask!r}")
-        self.mask = mask
+        self.mask = check_mask(mask, MASKS)
         features = 2 * int(hidden_size)
         bins = [n_fft // 2 + 1 for n_fft in self.n_ffts]
         self.encoders = nn.ModuleList(
@@ -145,7 +143,7 @@ class MRX(SeparationModel):
             logits = torch.stack(
                 [decoder(hidden).transpose(1, 2) for decoder in decoders], dim=1
             )  # (B * C, S, F_r, N)
-            masks = logits.softmax(dim=1) if self.mask == "softmax" else torch.sigmoid(logits)
+            masks = apply_mask_nonlinearity(logits, self.mask)
             est = masks * spec.unsqueeze(1)  # (B * C, S, F_r, N) complex
             out = out + istft(est, n_fft, self.hop_length, length, win)  # (B * C, S, T)
         out = out / len(specs)

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..dsp.stft import istft, num_frames, stft
-from ..nn import DenseBlock2d, DownBlock2d, UpBlock2d
+from ..nn import DenseBlock2d, DownBlock2d, UpBlock2d, apply_mask_nonlinearity, check_mask
 from ..registry import register_model
 from .base import SeparationModel
 
@@ -117,8 +117,7 @@ class SpecUNet(SeparationModel):
         ):
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
-        if mask not in MASKS:
-            raise ValueError(f"mask must be one of {MASKS}, got {mask!r}")
+        check_mask(mask, MASKS)
         if mask == "softmax" and (input, output, predict) != ("magnitude", "mask", "sources"):
             raise ValueError(
                 "mask='softmax' needs input='magnitude', output='mask' and predict='sources'"
@@ -210,7 +209,7 @@ class SpecUNet(SeparationModel):
         if self.input_mode == "magnitude":
             out = out.reshape(batch, self.estimates, chans, bins, frames)  # (B, K, C, F, N)
             if self.output_mode == "mask":
-                masks = out.softmax(dim=1) if self.mask == "softmax" else torch.sigmoid(out)
+                masks = apply_mask_nonlinearity(out, self.mask)
                 est = masks * mixture
             else:
                 phase = mixture / mixture.abs().clamp_min(1e-8)

@@ -1,4 +1,5 @@
-"""Small tensor helpers shared by the models: padding to a valid length and cropping back."""
+"""Small tensor helpers shared by the models: padding to a valid length and cropping back, and
+the mask nonlinearities of the masking separators."""
 
 from __future__ import annotations
 
@@ -29,3 +30,25 @@ def crop_center(x: torch.Tensor, length: int) -> torch.Tensor:
         raise ValueError(f"cannot crop length {x.shape[-1]} to longer length {length}")
     start = delta // 2
     return x[..., start : start + int(length)]
+
+
+MASK_KINDS = ("relu", "sigmoid", "softmax")
+
+
+def check_mask(kind: str, allowed: tuple[str, ...] = MASK_KINDS) -> str:
+    """``kind`` if it is one of ``allowed`` mask nonlinearities, else a ValueError."""
+    if kind not in allowed:
+        raise ValueError(f"mask must be one of {allowed}, got {kind!r}")
+    return kind
+
+
+def apply_mask_nonlinearity(logits: torch.Tensor, kind: str, source_dim: int = 1) -> torch.Tensor:
+    """Masks from ``logits``: "relu", "sigmoid" (each source on its own) or "softmax" over the
+    sources (axis ``source_dim``: the masks share each bin and sum to 1)."""
+    if kind == "relu":
+        return F.relu(logits)
+    if kind == "sigmoid":
+        return torch.sigmoid(logits)
+    if kind == "softmax":
+        return logits.softmax(dim=source_dim)
+    raise ValueError(f"mask must be one of {MASK_KINDS}, got {kind!r}")
