@@ -31,7 +31,7 @@ import torch
 from unweave.audio import convert
 from unweave.data.common import write_text_atomic
 from unweave.dsp.postfilter import fft_size, soft_mask_refine
-from unweave.evaluate import _safe_name, find_items, load_item, score_item
+from unweave.evaluate import safe_name, find_items, load_item, score_item
 from unweave.inference.separator import Separator
 
 
@@ -39,7 +39,7 @@ def member_estimates(member: str, sep: Separator, mixtures: dict[str, torch.Tens
                      cache: Path) -> tuple[tuple[str, ...], dict[str, torch.Tensor]]:
     """(sources, {item: (S_member, C, T)}): ``sep``'s raw estimates of ``mixtures`` (at its
     rate), cached under ``cache`` by member name."""
-    folder = cache / _safe_name(member)
+    folder = cache / safe_name(member)
     folder.mkdir(parents=True, exist_ok=True)
     out = {}
     for name, mix in mixtures.items():

@@ -362,7 +362,7 @@ def _json(obj: Any) -> str:
     return json.dumps(obj, indent=2, allow_nan=False) + "\n"
 
 
-def _safe_name(name: str) -> str:
+def safe_name(name: str) -> str:
     keep = "".join(c if c.isalnum() or c in "-_. ()[]&,+" else "_" for c in name).strip(". ")
     return keep or "item"
 
@@ -451,7 +451,7 @@ def evaluate(
         }
         records.append(record)
         if out is not None:
-            write_atomic(out / "items" / f"{_safe_name(item.name)}.json", _json(record))
+            write_atomic(out / "items" / f"{safe_name(item.name)}.json", _json(record))
         if plots and len(figures) < spectrogram_items:
             figures.append((item.name, loaded, est))
 
@@ -482,7 +482,7 @@ def evaluate(
                 for name, loaded, est in figures:
                     report.plot_spectrograms(
                         name, loaded.mixture, est, loaded.references, sources, loaded.sample_rate,
-                        out / "plots" / "spectrograms" / f"{_safe_name(name)}.png",
+                        out / "plots" / "spectrograms" / f"{safe_name(name)}.png",
                     )
             else:
                 log("note: matplotlib is not installed; no plots (pip install 'unweave[quality]')")
