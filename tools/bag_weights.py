@@ -31,7 +31,7 @@ import torch
 from unweave.audio import convert
 from unweave.data.common import write_text_atomic
 from unweave.dsp.postfilter import fft_size, soft_mask_refine
-from unweave.evaluate import safe_name, find_items, load_item, score_item
+from unweave.evaluate import find_items, load_item, safe_name, score_item
 from unweave.inference.separator import Separator
 
 
