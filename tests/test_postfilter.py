@@ -49,6 +49,24 @@ def test_silent_bins_are_shared_equally_and_power_is_checked():
         soft_mask_refine(mix, out, n_fft=256, power=0.0)
 
 
+def test_spatial_refinement_uses_where_sources_sit_in_the_stereo_field():
+    gen = torch.Generator().manual_seed(0)
+    left, right = torch.randn(2, 16000, generator=gen)  # two noises with the same spectrum
+    refs = torch.stack([torch.stack([left, 0.3 * left]), torch.stack([0.3 * right, right])])
+    mix = refs.sum(0)
+    leaky = torch.stack([refs[0] + 0.5 * refs[1], refs[1] + 0.5 * refs[0]])
+    soft = soft_mask_refine(mix, leaky, n_fft=512)
+    spatial = soft_mask_refine(mix, leaky, n_fft=512, spatial=True)
+    torch.testing.assert_close(spatial.sum(0), mix, rtol=0, atol=1e-4)
+    # the spectra cannot tell the sources apart, their panning can: about 5 dB better
+    # everywhere (13.6 vs 8.3 dB on each source's loud channel, 3.1 vs -2.1 on its quiet one)
+    gain = snr(refs, spatial) - snr(refs, soft)
+    assert (gain > 3.0).all(), gain
+    # one channel: no spatial information, the soft mask exactly
+    torch.testing.assert_close(soft_mask_refine(mix[:1], leaky[:, :1], n_fft=512, spatial=True),
+                               soft_mask_refine(mix[:1], leaky[:, :1], n_fft=512))
+
+
 def test_fft_size_is_about_93_ms():
     assert fft_size(22050) == 2048 and fft_size(44100) == 4096 and fft_size(8000) == 1024
 

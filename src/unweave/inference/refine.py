@@ -20,12 +20,16 @@ class Refined(nn.Module):
         model: a separation model (``unweave.models.base`` contract).
         power: magnitude exponent of the masks (1: ratio mask, 2: Wiener filter).
         n_fft: STFT size (default: ~93 ms at the model's rate).
+        spatial: multichannel Wiener filter with per-source spatial covariances
+            (:func:`unweave.dsp.postfilter.soft_mask_refine`); no effect on mono models.
     """
 
-    def __init__(self, model: nn.Module, power: float = 1.0, n_fft: int | None = None) -> None:
+    def __init__(self, model: nn.Module, power: float = 1.0, n_fft: int | None = None,
+                 spatial: bool = False) -> None:
         super().__init__()
         self.inner = model
         self.power = float(power)
+        self.spatial = bool(spatial)
         self.n_fft = int(n_fft or fft_size(model.sample_rate))
         for attr in ("sources", "sample_rate", "audio_channels", "segment"):
             setattr(self, attr, getattr(model, attr))
@@ -38,4 +42,5 @@ class Refined(nn.Module):
 
     def forward(self, mix: torch.Tensor) -> torch.Tensor:
         """mix: (B, C, T) -> (B, S, C, T)."""
-        return soft_mask_refine(mix, self.inner(mix), self.n_fft, power=self.power)
+        return soft_mask_refine(mix, self.inner(mix), self.n_fft, power=self.power,
+                                spatial=self.spatial)
