@@ -240,3 +240,11 @@ def test_refine_flag_makes_stems_share_out_the_mixture(tmp_path):
     stems = [sf.read(p)[0] for p in sorted((tmp_path / "o" / MODEL / "t").iterdir())]
     assert len(stems) == len(load_model(MODEL).sources)
     np.testing.assert_allclose(sum(stems), sf.read(src)[0], atol=1e-3)
+    # the mode flag: soft masks alone also share out the mixture; it contradicts --no-refine
+    assert run_cli("-n", MODEL, "--refine-mode", "soft", "--float32", "--clip-mode", "none",
+                   "-o", str(tmp_path / "s"), str(src)) == 0
+    soft = [sf.read(p)[0] for p in sorted((tmp_path / "s" / MODEL / "t").iterdir())]
+    np.testing.assert_allclose(sum(soft), sf.read(src)[0], atol=1e-3)
+    assert run_cli("-n", MODEL, "--refine-mode", "soft", "--no-refine",
+                   "-o", str(tmp_path / "x"), str(src)) == 1
+    assert not (tmp_path / "x").exists()

@@ -98,3 +98,25 @@ def test_catalog_setting_is_the_default_and_flags_override_it():
     inner2 = IdentityModel(sample_rate=RATE)
     inner2.refine = True
     assert Separator(inner2, refine=False).refine is False
+
+
+def test_refinement_modes_come_from_the_request_or_the_model():
+    from unweave.errors import UnweaveError
+
+    def mode(model_setting, request):
+        inner = IdentityModel(sample_rate=RATE)
+        if model_setting is not None:
+            inner.refine = model_setting
+        sep = Separator(inner, refine=request)
+        spatial = sep.model.spatial if isinstance(sep.model, Refined) else None
+        return sep.refine_mode, spatial
+
+    assert mode(None, None) == (None, None)
+    assert mode(None, True) == ("spatial", True)  # the default mode
+    assert mode(True, None) == ("spatial", True)
+    assert mode("soft", None) == ("soft", False)  # a catalog entry's own mode
+    assert mode("soft", True) == ("soft", False)
+    assert mode("soft", "spatial") == ("spatial", True)
+    assert mode("spatial", False) == (None, None)
+    with pytest.raises(UnweaveError, match="unknown refinement 'wiener'"):
+        mode(None, "wiener")

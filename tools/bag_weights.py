@@ -66,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
                         "member has the source)")
     parser.add_argument("--tune", help="comma-separated members whose weights are searched "
                         "(default: all)")
+    parser.add_argument("--spatial", action="store_true", help="refine with per-source spatial "
+                        "covariances (soft_mask_refine(spatial=True)), as a catalog entry with "
+                        "\"refine\": \"spatial\" does")
     parser.add_argument("--out", type=Path, default=Path("reports/bag_weights"))
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -102,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
                 for i, s in enumerate(sources):
                     if share[k, i] > 0:
                         acc[i] += float(share[k, i]) * est[name][m_sources.index(s)]
-            refined = soft_mask_refine(mix_model[name], acc, n_fft)
+            refined = soft_mask_refine(mix_model[name], acc, n_fft, spatial=args.spatial)
             back = convert.resample(refined, rate_model, rate)[..., : x.mixture.shape[-1]]
             scores = score_item(x, back, sources, ("sdr",), oracle=False)["scores"]
             for s in sources:
@@ -142,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     write_text_atomic(args.out / "search.csv", buf.getvalue())
     result = {"corpus": args.corpus, "split": args.split, "members": args.members,
               "weights": weights.tolist(), "sdr_median": final,
+              "spatial": args.spatial,
               "note": "whole-song refinement; weights chosen on these songs"}
     write_text_atomic(args.out / "weights.json", json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

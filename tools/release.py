@@ -49,7 +49,8 @@ def _scores(summary: dict) -> dict:
 
 def _inference(summary: dict) -> dict:
     """Inference settings the scores were measured with that the catalog makes the default."""
-    return {"refine": bool(summary.get("settings", {}).get("refine", False))}
+    refine = summary.get("settings", {}).get("refine", False)
+    return {"refine": refine if isinstance(refine, str) else bool(refine)}
 
 
 def _rounded(metrics: dict) -> dict:

@@ -395,7 +395,7 @@ def evaluate(
     max_items: int | None = None,
     shifts: int = 0,
     overlap: float = 0.25,
-    refine: bool | None = None,
+    refine: bool | str | None = None,
     segment: float | None = None,
     device: str = "cpu",
     jobs: int | None = None,
@@ -466,7 +466,7 @@ def evaluate(
         "sdr_definition": METRIC_DEFINITIONS["sdr"] if "sdr" in metrics else None,
         "settings": {
             "shifts": shifts, "overlap": overlap, "segment": segment, "device": device,
-            "refine": bool(getattr(separator, "refine", False)),
+            "refine": getattr(separator, "refine_mode", None) or False,
             "oracle": "ideal ratio mask |S_i| / sum_k |S_k| (sources + rest of the mixture) "
             "on the mixture STFT, Hann window of 64 ms (power of two), hop 1/4",
         },

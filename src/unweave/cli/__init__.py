@@ -24,6 +24,31 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+# unweave.inference.refine.REFINE_MODES, spelt out so that building the parser imports no torch
+REFINE_CHOICES = ("soft", "spatial")
+
+
+def add_refine_arguments(p: argparse.ArgumentParser) -> None:
+    """``--refine / --no-refine`` and ``--refine-mode``, shared by ``separate`` and
+    ``evaluate``; :func:`refine_request` turns them into ``Separator``'s ``refine``."""
+    p.add_argument("--refine", action=argparse.BooleanOptionalAction, default=None,
+                   help="share the mixture out among the stems by soft masks from their "
+                        "spectrograms (default: the model's setting, see `unweave models`)")
+    p.add_argument("--refine-mode", choices=REFINE_CHOICES, default=None,
+                   help="'spatial' (the default) also uses where each source sits in the "
+                        "stereo field (a multichannel Wiener filter); 'soft' does not; implies "
+                        "--refine")
+
+
+def refine_request(args: argparse.Namespace) -> bool | str | None:
+    """None (the model's setting), False, True (the model's mode) or a mode name."""
+    if args.refine_mode is not None:
+        if args.refine is False:
+            raise UnweaveError("--refine-mode and --no-refine contradict each other")
+        return args.refine_mode
+    return args.refine
+
+
 def _load(name: str):
     return importlib.import_module(f"{__name__}.{SUBCOMMANDS[name][0]}")
 

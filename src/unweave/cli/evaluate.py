@@ -10,6 +10,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import UnweaveError
+from . import add_refine_arguments, refine_request
 
 EPILOG = """\
 DATASET is a folder of tracks, TRACK/<stem>.wav (+ optional TRACK/mixture.wav; otherwise the
@@ -40,8 +41,7 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
                         help="spectrogram figures for the first N items (default: %(default)s)")
     parser.add_argument("--shifts", type=int, default=0, help="random-shift passes (default: 0)")
     parser.add_argument("--overlap", type=float, default=0.25, help="chunk overlap (default: 0.25)")
-    parser.add_argument("--refine", action=argparse.BooleanOptionalAction, default=None,
-                        help="soft-mask refinement (default: the model's setting)")
+    add_refine_arguments(parser)
     parser.add_argument("--segment", type=float, default=None, help="chunk length in seconds")
     parser.add_argument("-d", "--device", default="cpu", help="cpu, cuda or mps (default: cpu)")
     parser.add_argument("-j", "--jobs", type=int, default=None, help="CPU threads for the model")
@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         max_items=args.max_items,
         shifts=args.shifts,
         overlap=args.overlap,
-        refine=args.refine,
+        refine=refine_request(args),
         segment=args.segment,
         device=args.device,
         jobs=args.jobs,

@@ -22,6 +22,7 @@ def _score_text(scores: dict) -> str:
     return "; ".join(parts) or "-"
 
 
+REFINE_TEXT = {"soft": "soft masks", "spatial": "soft masks with spatial covariances"}
 METRIC_NAMES = {"sdr": "SDR", "si_sdr": "SI-SDR", "pesq": "PESQ-WB", "stoi": "STOI"}
 
 
@@ -69,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
     print()
     for r in rows:
         if r["trained"]:
-            refine = "; stems refined by soft masks (--no-refine: raw)" if r["refine"] else ""
+            refine = (f"; stems refined by {REFINE_TEXT[r['refine']]} (--no-refine: raw)"
+                      if r["refine"] else "")
             print(f"{r['name']}: data: {r['data']}; license: {r['license']}; "
                   f"scores: {_score_text(r['scores'])}{refine}")
         else:

@@ -22,7 +22,7 @@ from ..audio import convert, io
 from ..errors import AudioWriteError, UnweaveError
 from ..pretrained.catalog import load_model
 from .chunking import ChunkedSeparation, apply
-from .refine import Refined
+from .refine import Refined, refine_mode
 
 Progress = Callable[[float, str], None]  # (fraction done in [0, 1], stage)
 BLOCK_SECONDS = 30.0
@@ -92,18 +92,24 @@ class Separator:
         device: ``cpu``, ``cuda`` or ``mps``.
         jobs: CPU threads for the model (None: leave torch's default).
         batch_size: chunks per forward call.
-        refine: soft-mask refinement of the stems from the mixture (``unweave.dsp.postfilter``);
-            None: the model's own setting (``refine`` in its catalog entry, else off).
+        refine: soft-mask refinement of the stems from the mixture (``unweave.dsp.postfilter``):
+            ``"soft"``, ``"spatial"`` (with the sources' spatial covariances), True (the
+            model's mode, else ``"spatial"``) or False; None: the model's own setting
+            (``refine`` in its catalog entry, else off).
     """
 
     def __init__(self, model: str | nn.Module = "default", *, shifts: int = 0, overlap: float = 0.25,
                  segment: float | None = None, device: str = "cpu", jobs: int | None = None,
-                 batch_size: int = 4, seed: int = 0, refine: bool | None = None) -> None:
+                 batch_size: int = 4, seed: int = 0, refine: bool | str | None = None) -> None:
         self.device = _check_device(device)
         self.model = (load_model(model) if not isinstance(model, nn.Module) else model)
-        self.refine = bool(getattr(self.model, "refine", False)) if refine is None else refine
-        if self.refine and not isinstance(self.model, Refined):
-            self.model = Refined(self.model)
+        if isinstance(self.model, Refined):
+            self.refine_mode = "spatial" if self.model.spatial else "soft"
+        else:
+            self.refine_mode = refine_mode(refine, getattr(self.model, "refine", None))
+            if self.refine_mode is not None:
+                self.model = Refined(self.model, spatial=self.refine_mode == "spatial")
+        self.refine = self.refine_mode is not None
         self.model.to(self.device).eval()
         self.model_name = getattr(self.model, "model_name", type(self.model).__name__.lower())
         self.shifts, self.overlap, self.segment = shifts, overlap, segment

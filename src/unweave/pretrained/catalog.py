@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from ..errors import ModelError
+from ..inference.refine import refine_mode
 from ..registry import build_model, build_tiny, get_arch, list_architectures
 from .checkpoint import load_checkpoint, sha256_file
 
@@ -91,7 +92,7 @@ def _describe(entry: dict[str, Any], model: nn.Module) -> dict[str, Any]:
         "audio_channels": model.audio_channels,
         "params": count_parameters(model),
         "trained": weights is not None,
-        "refine": bool(entry.get("refine", False)),
+        "refine": refine_mode(entry.get("refine", False)),
         "sha256": weights["sha256"] if weights else None,
         "data": entry.get("data"),
         "license": entry.get("license"),
@@ -179,7 +180,7 @@ def load_model(name_or_path: str | os.PathLike) -> nn.Module:
     if name in entries:
         model = _load_entry(entries[name])
         model.model_name = name
-        model.refine = bool(entries[name].get("refine", False))  # Separator's default
+        model.refine = entries[name].get("refine", False)  # Separator's default: mode or bool
         return model
     if name.startswith(TINY_PREFIX) and name[len(TINY_PREFIX):] in list_architectures():
         torch.manual_seed(UNTRAINED_SEED)
