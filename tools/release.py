@@ -50,7 +50,8 @@ def _scores(summary: dict) -> dict:
 def _inference(summary: dict) -> dict:
     """Inference settings the scores were measured with that the catalog makes the default."""
     refine = summary.get("settings", {}).get("refine", False)
-    return {"refine": refine if isinstance(refine, str) else bool(refine)}
+    # summaries before refinement modes existed say True: that was the soft mask
+    return {"refine": "soft" if refine is True else refine or False}
 
 
 def _rounded(metrics: dict) -> dict:
