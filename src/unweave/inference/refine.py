@@ -12,6 +12,7 @@ from torch import nn
 
 from ..dsp.postfilter import fft_size, soft_mask_refine
 from ..errors import UnweaveError
+from .chunking import apply
 
 # "soft": a soft mask per stem and channel; "spatial": plus each source's spatial covariance
 # (a multichannel Wiener filter, the default: on the music and soundtrack validation sets it
@@ -43,10 +44,14 @@ class Refined(nn.Module):
         n_fft: STFT size (default: ~93 ms at the model's rate).
         spatial: multichannel Wiener filter with per-source spatial covariances
             (:func:`unweave.dsp.postfilter.soft_mask_refine`); no effect on mono models.
+        context: seconds of audio each refinement sees (None: the model's segment). When longer
+            than the model's segment, the wrapper's chunks are ``context`` long and the model
+            runs on each of them in its own chunks (overlap-added, as ``Separator`` would run
+            it), so that the spatial covariances come from more frames.
     """
 
     def __init__(self, model: nn.Module, power: float = 1.0, n_fft: int | None = None,
-                 spatial: bool = False) -> None:
+                 spatial: bool = False, context: float | None = None) -> None:
         super().__init__()
         self.inner = model
         self.power = float(power)
@@ -57,11 +62,23 @@ class Refined(nn.Module):
         for attr in ("model_name", "trained"):
             if hasattr(model, attr):
                 setattr(self, attr, getattr(model, attr))
+        inner_segment = getattr(model, "segment", None)
+        self.context = (float(context) if context and inner_segment
+                        and float(context) > float(inner_segment) else None)
+        if self.context:
+            self.segment = self.context
 
     def valid_length(self, length: int) -> int:
-        return self.inner.valid_length(length)
+        return int(length) if self.context else self.inner.valid_length(length)
 
     def forward(self, mix: torch.Tensor) -> torch.Tensor:
         """mix: (B, C, T) -> (B, S, C, T)."""
-        return soft_mask_refine(mix, self.inner(mix), self.n_fft, power=self.power,
-                                spatial=self.spatial)
+        if not self.context:
+            return soft_mask_refine(mix, self.inner(mix), self.n_fft, power=self.power,
+                                    spatial=self.spatial)
+        outs = []
+        for item in mix:  # one at a time: a context-long refinement holds a few hundred MB
+            est = apply(self.inner, item, segment=self.inner.segment, device=item.device)
+            outs.append(soft_mask_refine(item, est.to(item.device), self.n_fft,
+                                         power=self.power, spatial=self.spatial))
+        return torch.stack(outs)
