@@ -120,3 +120,26 @@ def test_refinement_modes_come_from_the_request_or_the_model():
     assert mode("spatial", False) == (None, None)
     with pytest.raises(UnweaveError, match="unknown refinement 'wiener'"):
         mode(None, "wiener")
+
+
+def test_refinement_context_runs_the_model_in_its_own_chunks():
+    class Recording(IdentityModel):
+        lengths: list[int] = []
+
+        def forward(self, mix):
+            self.lengths.append(mix.shape[-1])
+            return super().forward(mix)
+
+    inner = Recording(sources=("a", "b"), sample_rate=RATE, segment=0.5)
+    wrapped = Refined(inner, spatial=True, context=2.0)
+    assert wrapped.segment == 2.0 and wrapped.valid_length(1234) == 1234
+    assert Refined(inner, spatial=True, context=0.25).segment == 0.5  # shorter: no effect
+    mix = tones(440.0, 1000.0, seconds=3.3).sum(0)
+    mix[1] *= 0.5  # not the same in both channels
+    stems = Separator(wrapped).separate_tensor(mix, RATE)
+    # the model saw only chunks of its own segment, the refinement 2 s chunks
+    assert inner.lengths and max(inner.lengths) <= int(0.5 * RATE)
+    # identity model: every source has the mixture's spatial image, so the spatial filter
+    # gives the soft masks, 1/3 and 2/3 of the mixture
+    torch.testing.assert_close(stems["a"], mix / 3, rtol=0, atol=1e-4)
+    torch.testing.assert_close(stems["a"] + stems["b"], mix, rtol=0, atol=1e-4)
