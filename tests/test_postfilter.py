@@ -124,7 +124,9 @@ def test_refinement_modes_come_from_the_request_or_the_model():
 
 def test_refinement_context_runs_the_model_in_its_own_chunks():
     class Recording(IdentityModel):
-        lengths: list[int] = []
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.lengths = []
 
         def forward(self, mix):
             self.lengths.append(mix.shape[-1])
