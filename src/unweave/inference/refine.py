@@ -19,6 +19,10 @@ from .chunking import apply
 # scored at least as well on every stem's median but one, within 0.2 dB)
 REFINE_MODES = ("soft", "spatial")
 DEFAULT_REFINE_MODE = "spatial"
+# seconds of audio the spatial covariances are estimated over (the models run in their own
+# shorter chunks inside): a 30 s soundtrack item as one block scored better than 6 s chunks on
+# every stem; bounded, so memory does not grow with the file (a few hundred MB per block)
+SPATIAL_CONTEXT_SECONDS = 30.0
 
 
 def refine_mode(value: bool | str | None, model_setting: bool | str | None = None) -> str | None:

@@ -22,7 +22,7 @@ from ..audio import convert, io
 from ..errors import AudioWriteError, UnweaveError
 from ..pretrained.catalog import load_model
 from .chunking import ChunkedSeparation, apply
-from .refine import Refined, refine_mode
+from .refine import SPATIAL_CONTEXT_SECONDS, Refined, refine_mode
 
 Progress = Callable[[float, str], None]  # (fraction done in [0, 1], stage)
 BLOCK_SECONDS = 30.0
@@ -108,7 +108,9 @@ class Separator:
         else:
             self.refine_mode = refine_mode(refine, getattr(self.model, "refine", None))
             if self.refine_mode is not None:
-                self.model = Refined(self.model, spatial=self.refine_mode == "spatial")
+                spatial = self.refine_mode == "spatial"
+                self.model = Refined(self.model, spatial=spatial,
+                                     context=SPATIAL_CONTEXT_SECONDS if spatial else None)
         self.refine = self.refine_mode is not None
         self.model.to(self.device).eval()
         self.model_name = getattr(self.model, "model_name", type(self.model).__name__.lower())
