@@ -53,6 +53,16 @@ def unweave_runner(model: torch.nn.Module, seconds: float):
     return run
 
 
+def separator_runner(sep: Separator, seconds: float):
+    """``sep`` as `unweave separate` runs it: its refinement, chunking and overlaps."""
+    mix = torch.randn(sep.model.audio_channels, int(seconds * sep.sample_rate)) * 0.1
+
+    def run() -> None:
+        sep.separate_tensor(mix, sep.sample_rate)
+
+    return run
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=180.0)
@@ -68,8 +78,9 @@ def main() -> None:
         model = build_model(arch).eval()
         runners[f"arch:{arch}"] = (unweave_runner(model, args.seconds), count_parameters(model))
     for name in catalog_entries():
-        model = Separator(name).model  # as `unweave separate` runs it (with refinement if on)
-        runners[f"model:{name}"] = (unweave_runner(model, args.seconds), count_parameters(model))
+        sep = Separator(name)  # as `unweave separate` runs it (with refinement if on)
+        runners[f"model:{name}"] = (separator_runner(sep, args.seconds),
+                                    count_parameters(sep.model))
     ht = htdemucs_runner(args.seconds)
     if ht is not None:
         runners["htdemucs (demucs 4.1.0, random weights)"] = ht

@@ -145,3 +145,17 @@ def test_refinement_context_runs_the_model_in_its_own_chunks():
     # gives the soft masks, 1/3 and 2/3 of the mixture
     torch.testing.assert_close(stems["a"], mix / 3, rtol=0, atol=1e-4)
     torch.testing.assert_close(stems["a"] + stems["b"], mix, rtol=0, atol=1e-4)
+
+
+def test_stereo_spatial_filter_matches_the_general_one():
+    from unweave.dsp.postfilter import _spatial_wiener, _spatial_wiener_stereo
+
+    gen = torch.Generator().manual_seed(1)
+    masks = torch.rand(2, 3, 2, 65, 40, generator=gen)  # (B, S, C, F, N)
+    masks = masks / masks.sum(dim=1, keepdim=True)
+    mix = torch.complex(torch.randn(2, 2, 65, 40, generator=gen),
+                        torch.randn(2, 2, 65, 40, generator=gen))
+    general = _spatial_wiener(masks * mix.unsqueeze(1), masks, mix, 1e-10)
+    fast = _spatial_wiener_stereo(masks, mix, 1e-10)
+    torch.testing.assert_close(fast, general, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(fast.sum(1), mix, rtol=0, atol=1e-5)

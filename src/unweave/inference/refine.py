@@ -23,6 +23,9 @@ DEFAULT_REFINE_MODE = "spatial"
 # shorter chunks inside): a 30 s soundtrack item as one block scored better than 6 s chunks on
 # every stem; bounded, so memory does not grow with the file (a few hundred MB per block)
 SPATIAL_CONTEXT_SECONDS = 30.0
+# overlap of those blocks: enough to cross-fade one block's filter into the next, and little
+# extra work (the model's own chunks inside a block keep the caller's overlap)
+CONTEXT_OVERLAP = 0.1
 
 
 def refine_mode(value: bool | str | None, model_setting: bool | str | None = None) -> str | None:
@@ -52,10 +55,12 @@ class Refined(nn.Module):
             than the model's segment, the wrapper's chunks are ``context`` long and the model
             runs on each of them in its own chunks (overlap-added, as ``Separator`` would run
             it), so that the spatial covariances come from more frames.
+        overlap: overlap of the model's own chunks inside a ``context`` block.
     """
 
     def __init__(self, model: nn.Module, power: float = 1.0, n_fft: int | None = None,
-                 spatial: bool = False, context: float | None = None) -> None:
+                 spatial: bool = False, context: float | None = None,
+                 overlap: float = 0.25) -> None:
         super().__init__()
         self.inner = model
         self.power = float(power)
@@ -69,6 +74,9 @@ class Refined(nn.Module):
         inner_segment = getattr(model, "segment", None)
         self.context = (float(context) if context and inner_segment
                         and float(context) > float(inner_segment) else None)
+        self.overlap = float(overlap)
+        # the overlap the caller should chunk this wrapper with (None: the caller's own)
+        self.chunk_overlap = CONTEXT_OVERLAP if self.context else None
         if self.context:
             self.segment = self.context
 
@@ -82,7 +90,8 @@ class Refined(nn.Module):
                                     spatial=self.spatial)
         outs = []
         for item in mix:  # one at a time: a context-long refinement holds a few hundred MB
-            est = apply(self.inner, item, segment=self.inner.segment, device=item.device)
+            est = apply(self.inner, item, segment=self.inner.segment, overlap=self.overlap,
+                        device=item.device)
             outs.append(soft_mask_refine(item, est.to(item.device), self.n_fft,
                                          power=self.power, spatial=self.spatial))
         return torch.stack(outs)

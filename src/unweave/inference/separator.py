@@ -109,16 +109,19 @@ class Separator:
             self.refine_mode = refine_mode(refine, getattr(self.model, "refine", None))
             if self.refine_mode is not None:
                 spatial = self.refine_mode == "spatial"
-                self.model = Refined(self.model, spatial=spatial,
+                self.model = Refined(self.model, spatial=spatial, overlap=overlap,
                                      context=SPATIAL_CONTEXT_SECONDS if spatial else None)
         self.refine = self.refine_mode is not None
         self.model.to(self.device).eval()
         self.model_name = getattr(self.model, "model_name", type(self.model).__name__.lower())
         self.shifts, self.overlap, self.segment = shifts, overlap, segment
+        # a refinement over long blocks chunks them with its own (small) overlap; the model
+        # inside keeps ``overlap``
+        self.chunk_overlap = getattr(self.model, "chunk_overlap", None) or overlap
         self.batch_size, self.seed = batch_size, seed
         if jobs is not None:
             torch.set_num_threads(max(1, jobs))
-        ChunkedSeparation(self.model, segment=segment, overlap=overlap)  # validate early
+        ChunkedSeparation(self.model, segment=segment, overlap=self.chunk_overlap)  # validate
 
     @property
     def sources(self) -> tuple[str, ...]:
@@ -129,7 +132,7 @@ class Separator:
         return int(self.model.sample_rate)
 
     def _engine(self, progress: Callable[[int], None] | None = None) -> ChunkedSeparation:
-        return ChunkedSeparation(self.model, segment=self.segment, overlap=self.overlap,
+        return ChunkedSeparation(self.model, segment=self.segment, overlap=self.chunk_overlap,
                                  shifts=self.shifts, batch_size=self.batch_size,
                                  device=self.device, seed=self.seed, progress=progress)
 
@@ -149,7 +152,7 @@ class Separator:
             if progress:
                 progress(min(1.0, done[0] / total), "separating")
 
-        est = apply(self.model, mix, segment=self.segment, overlap=self.overlap,
+        est = apply(self.model, mix, segment=self.segment, overlap=self.chunk_overlap,
                     shifts=self.shifts, batch_size=self.batch_size, device=self.device,
                     seed=self.seed, block_seconds=BLOCK_SECONDS, progress=tick)
         out = {}
