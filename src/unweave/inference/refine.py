@@ -56,11 +56,12 @@ class Refined(nn.Module):
             runs on each of them in its own chunks (overlap-added, as ``Separator`` would run
             it), so that the spatial covariances come from more frames.
         overlap: overlap of the model's own chunks inside a ``context`` block.
+        batch_size: the model's chunks per forward call inside a ``context`` block.
     """
 
     def __init__(self, model: nn.Module, power: float = 1.0, n_fft: int | None = None,
                  spatial: bool = False, context: float | None = None,
-                 overlap: float = 0.25) -> None:
+                 overlap: float = 0.25, batch_size: int = 4) -> None:
         super().__init__()
         self.inner = model
         self.power = float(power)
@@ -74,9 +75,11 @@ class Refined(nn.Module):
         inner_segment = getattr(model, "segment", None)
         self.context = (float(context) if context and inner_segment
                         and float(context) > float(inner_segment) else None)
-        self.overlap = float(overlap)
-        # the overlap the caller should chunk this wrapper with (None: the caller's own)
+        self.overlap, self.batch_size = float(overlap), int(batch_size)
+        # how the caller should chunk this wrapper (None: as it would the model): blocks
+        # overlap a little and go one at a time (a block's refinement holds a few hundred MB)
         self.chunk_overlap = CONTEXT_OVERLAP if self.context else None
+        self.chunk_batch = 1 if self.context else None
         if self.context:
             self.segment = self.context
 
@@ -91,7 +94,7 @@ class Refined(nn.Module):
         outs = []
         for item in mix:  # one at a time: a context-long refinement holds a few hundred MB
             est = apply(self.inner, item, segment=self.inner.segment, overlap=self.overlap,
-                        device=item.device)
+                        batch_size=self.batch_size, device=item.device)
             outs.append(soft_mask_refine(item, est.to(item.device), self.n_fft,
                                          power=self.power, spatial=self.spatial))
         return torch.stack(outs)

@@ -110,6 +110,7 @@ class Separator:
             if self.refine_mode is not None:
                 spatial = self.refine_mode == "spatial"
                 self.model = Refined(self.model, spatial=spatial, overlap=overlap,
+                                     batch_size=batch_size,
                                      context=SPATIAL_CONTEXT_SECONDS if spatial else None)
         self.refine = self.refine_mode is not None
         self.model.to(self.device).eval()
@@ -118,7 +119,8 @@ class Separator:
         # a refinement over long blocks chunks them with its own (small) overlap; the model
         # inside keeps ``overlap``
         self.chunk_overlap = getattr(self.model, "chunk_overlap", None) or overlap
-        self.batch_size, self.seed = batch_size, seed
+        self.batch_size = getattr(self.model, "chunk_batch", None) or batch_size
+        self.seed = seed
         if jobs is not None:
             torch.set_num_threads(max(1, jobs))
         ChunkedSeparation(self.model, segment=segment, overlap=self.chunk_overlap)  # validate
