@@ -34,6 +34,8 @@ from .stft import istft, stft
 
 # The window Wiener refinement of music stems is usually run with (Open-Unmix: 4096 at 44.1 kHz).
 WINDOW_SECONDS = 0.093
+# frequency bins the stereo spatial filter processes at a time
+SPATIAL_BAND = 128
 
 
 def fft_size(sample_rate: int, seconds: float = WINDOW_SECONDS) -> int:
@@ -69,7 +71,9 @@ def soft_mask_refine(
     hop = int(hop_length or n_fft // 4)
     length = mixture.shape[-1]
     mix_spec = stft(mixture.unsqueeze(-3), n_fft, hop)  # (..., 1, C, F, N)
-    weights = stft(estimates, n_fft, hop).abs()  # (..., S, C, F, N)
+    # one source at a time: the complex spectrogram of all of them at once is the largest
+    # temporary of a long chunk
+    weights = torch.stack([stft(e, n_fft, hop).abs() for e in estimates.unbind(-3)], dim=-4)
     if power != 1.0:
         weights = weights.pow(power)
     # (V_j + eps / S) / (sum_k V_k + eps): V_j / sum_k V_k wherever an estimate has sound, 1 / S
@@ -77,12 +81,18 @@ def soft_mask_refine(
     sources = estimates.shape[-3]
     masks = weights.add_(eps / sources).div_(weights.sum(dim=-4, keepdim=True))
     if spatial and mixture.shape[-2] == 2:
-        stems = _spatial_wiener_stereo(masks, mix_spec.squeeze(-4), eps)
+        # every bin is filtered on its own: bands of bins bound the temporaries' memory
+        mix_spec = mix_spec.squeeze(-4)
+        stems = torch.empty(masks.shape, dtype=mix_spec.dtype, device=mix_spec.device)
+        for lo in range(0, masks.shape[-2], SPATIAL_BAND):
+            band = slice(lo, lo + SPATIAL_BAND)
+            stems[..., band, :] = _spatial_wiener_stereo(masks[..., band, :],
+                                                          mix_spec[..., band, :], eps)
     elif spatial and mixture.shape[-2] > 2:
         stems = _spatial_wiener(masks * mix_spec, masks, mix_spec.squeeze(-4), eps)
     else:
         stems = masks * mix_spec  # (..., S, C, F, N)
-    return istft(stems, n_fft, hop, length)
+    return torch.stack([istft(y, n_fft, hop, length) for y in stems.unbind(-4)], dim=-3)
 
 
 def _spatial_wiener(stems: torch.Tensor, masks: torch.Tensor, mix_spec: torch.Tensor,
