@@ -16,7 +16,7 @@ is silent get equal shares.
 matrix ``R_j(f)``, estimated from the soft-mask stems above over the whole chunk, models where
 the source sits in the stereo field. Every stem then becomes the multichannel Wiener filter
 
-    Y_j = v_j R_j (sum_k v_k R_k)^-1 X,    v_j = mean over channels of |STFT(estimate_j)| ** power
+    Y_j = v_j R_j (sum_k v_k R_k)^-1 X,    v_j = mean over channels of mask_j |X|
 
 (the local Gaussian model of Duong, Vincent & Gribonval 2010, one EM-style update as in
 Nugraha, Liutkus & Vincent 2016, here with the fractional-power spectra above). The gains still
@@ -89,19 +89,19 @@ def soft_mask_refine(
             stems[..., band, :] = _spatial_wiener_stereo(masks[..., band, :],
                                                           mix_spec[..., band, :], eps)
     elif spatial and mixture.shape[-2] > 2:
-        stems = _spatial_wiener(masks * mix_spec, masks, mix_spec.squeeze(-4), eps)
+        stems = _spatial_wiener(masks, mix_spec.squeeze(-4), eps)
     else:
         stems = masks * mix_spec  # (..., S, C, F, N)
     return torch.stack([istft(y, n_fft, hop, length) for y in stems.unbind(-4)], dim=-3)
 
 
-def _spatial_wiener(stems: torch.Tensor, masks: torch.Tensor, mix_spec: torch.Tensor,
-                    eps: float) -> torch.Tensor:
+def _spatial_wiener(masks: torch.Tensor, mix_spec: torch.Tensor, eps: float) -> torch.Tensor:
     """Any number of channels (the stereo case has its own, faster, version below).
 
-    Multichannel Wiener filter of ``mix_spec`` (..., C, F, N) from first-pass ``stems``
-    (..., S, C, F, N), whose soft masks ``masks`` weigh each source's fractional-power spectrum
-    (``v_j = masks_j |X|`` averaged over channels)."""
+    Multichannel Wiener filter of ``mix_spec`` (..., C, F, N) from the first-pass stems
+    ``masks * X`` of the soft masks ``masks`` (..., S, C, F, N), which also weigh each source's
+    fractional-power spectrum (``v_j = masks_j |X|`` averaged over channels)."""
+    stems = masks * mix_spec.unsqueeze(-4)
     # per-source spatial covariance per bin, normalised by the source's power (the "local
     # Gaussian model"): R_j(f) = sum_n y y^H / sum_n mean_c |y_c|^2
     power = torch.view_as_real(stems).square().sum(dim=-1).mean(dim=-3)  # (..., S, F, N)

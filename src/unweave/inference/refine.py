@@ -76,12 +76,31 @@ class Refined(nn.Module):
         self.context = (float(context) if context and inner_segment
                         and float(context) > float(inner_segment) else None)
         self.overlap, self.batch_size = float(overlap), int(batch_size)
-        # how the caller should chunk this wrapper (None: as it would the model): blocks
-        # overlap a little and go one at a time (a block's refinement holds a few hundred MB)
-        self.chunk_overlap = CONTEXT_OVERLAP if self.context else None
-        self.chunk_batch = 1 if self.context else None
         if self.context:
             self.segment = self.context
+
+    @classmethod
+    def for_mode(cls, model: nn.Module, mode: str, *, overlap: float = 0.25,
+                 batch_size: int = 4) -> Refined:
+        """``model`` refined in ``mode`` (one of :data:`REFINE_MODES`) as ``Separator`` runs
+        it: the spatial mode estimates its covariances over ``SPATIAL_CONTEXT_SECONDS``."""
+        spatial = mode == "spatial"
+        return cls(model, spatial=spatial, overlap=overlap, batch_size=batch_size,
+                   context=SPATIAL_CONTEXT_SECONDS if spatial else None)
+
+    @property
+    def mode(self) -> str:
+        return "spatial" if self.spatial else "soft"
+
+    # how the caller should chunk this wrapper (None: as it would the model): context blocks
+    # overlap a little and go one at a time (a block's refinement holds a few hundred MB)
+    @property
+    def chunk_overlap(self) -> float | None:
+        return CONTEXT_OVERLAP if self.context else None
+
+    @property
+    def chunk_batch(self) -> int | None:
+        return 1 if self.context else None
 
     def valid_length(self, length: int) -> int:
         return int(length) if self.context else self.inner.valid_length(length)

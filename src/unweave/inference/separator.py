@@ -22,7 +22,7 @@ from ..audio import convert, io
 from ..errors import AudioWriteError, UnweaveError
 from ..pretrained.catalog import load_model
 from .chunking import ChunkedSeparation, apply
-from .refine import SPATIAL_CONTEXT_SECONDS, Refined, refine_mode
+from .refine import Refined, refine_mode
 
 Progress = Callable[[float, str], None]  # (fraction done in [0, 1], stage)
 BLOCK_SECONDS = 30.0
@@ -104,14 +104,12 @@ class Separator:
         self.device = _check_device(device)
         self.model = (load_model(model) if not isinstance(model, nn.Module) else model)
         if isinstance(self.model, Refined):
-            self.refine_mode = "spatial" if self.model.spatial else "soft"
+            self.refine_mode = self.model.mode
         else:
             self.refine_mode = refine_mode(refine, getattr(self.model, "refine", None))
             if self.refine_mode is not None:
-                spatial = self.refine_mode == "spatial"
-                self.model = Refined(self.model, spatial=spatial, overlap=overlap,
-                                     batch_size=batch_size,
-                                     context=SPATIAL_CONTEXT_SECONDS if spatial else None)
+                self.model = Refined.for_mode(self.model, self.refine_mode, overlap=overlap,
+                                              batch_size=batch_size)
         self.refine = self.refine_mode is not None
         self.model.to(self.device).eval()
         self.model_name = getattr(self.model, "model_name", type(self.model).__name__.lower())
