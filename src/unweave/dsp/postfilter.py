@@ -70,29 +70,32 @@ def soft_mask_refine(
         raise ValueError(f"power must be positive, got {power}")
     hop = int(hop_length or n_fft // 4)
     length = mixture.shape[-1]
-    mix_spec = stft(mixture.unsqueeze(-3), n_fft, hop)  # (..., 1, C, F, N)
-    # one source at a time: the complex spectrogram of all of them at once is the largest
-    # temporary of a long chunk
-    weights = torch.stack([stft(e, n_fft, hop).abs() for e in estimates.unbind(-3)], dim=-4)
+    mix_spec = stft(mixture, n_fft, hop)  # (..., C, F, N)
+    sources = estimates.shape[-3]
+    # one source's STFT at a time, into one buffer: a long block's complex spectrograms of every
+    # source at once (or a stacked copy of them) would be its largest temporaries
+    weights = mix_spec.real.new_empty((*estimates.shape[:-2], *mix_spec.shape[-3:]))
+    for j, est in enumerate(estimates.unbind(-3)):
+        weights.select(-4, j).copy_(stft(est, n_fft, hop).abs())
     if power != 1.0:
-        weights = weights.pow(power)
+        weights.pow_(power)
     # (V_j + eps / S) / (sum_k V_k + eps): V_j / sum_k V_k wherever an estimate has sound, 1 / S
     # where none has; one division instead of a masked select (this runs on every chunk)
-    sources = estimates.shape[-3]
     masks = weights.add_(eps / sources).div_(weights.sum(dim=-4, keepdim=True))
     if spatial and mixture.shape[-2] == 2:
-        # every bin is filtered on its own: bands of bins bound the temporaries' memory
-        mix_spec = mix_spec.squeeze(-4)
-        stems = torch.empty(masks.shape, dtype=mix_spec.dtype, device=mix_spec.device)
-        for lo in range(0, masks.shape[-2], SPATIAL_BAND):
-            band = slice(lo, lo + SPATIAL_BAND)
-            stems[..., band, :] = _spatial_wiener_stereo(masks[..., band, :],
-                                                          mix_spec[..., band, :], eps)
+        stem = _StereoWiener(masks, mix_spec, eps).stem
     elif spatial and mixture.shape[-2] > 2:
-        stems = _spatial_wiener(masks, mix_spec.squeeze(-4), eps)
+        stems = _spatial_wiener(masks, mix_spec, eps)
+
+        def stem(j: int) -> torch.Tensor:
+            return stems.select(-4, j)
     else:
-        stems = masks * mix_spec  # (..., S, C, F, N)
-    return torch.stack([istft(y, n_fft, hop, length) for y in stems.unbind(-4)], dim=-3)
+        def stem(j: int) -> torch.Tensor:
+            return masks.select(-4, j) * mix_spec
+    out = mixture.new_empty(estimates.shape)
+    for j in range(sources):  # one source's filtered spectrogram at a time, as above
+        out.select(-3, j).copy_(istft(stem(j), n_fft, hop, length))
+    return out
 
 
 def _spatial_wiener(masks: torch.Tensor, mix_spec: torch.Tensor, eps: float) -> torch.Tensor:
@@ -125,35 +128,78 @@ def _spatial_wiener(masks: torch.Tensor, mix_spec: torch.Tensor, eps: float) -> 
     return out + masks * (mix_spec - out.sum(dim=-4)).unsqueeze(-4)
 
 
-def _spatial_wiener_stereo(masks: torch.Tensor, mix_spec: torch.Tensor,
-                           eps: float) -> torch.Tensor:
+class _StereoWiener:
     """:func:`_spatial_wiener` for two channels, written out on real masks: the first-pass stems
     are ``masks * X``, so each covariance is a sum of real products with ``|X_c|^2`` and one
     complex cross term ``X_0 X_1^*``, and the 2 x 2 Hermitian solve has a closed form (about
-    3x faster than the general version on a CPU; the two agree to float precision)."""
-    x0, x1 = mix_spec.unsqueeze(-4).unbind(-3)  # (..., 1, F, N) each
-    m0, m1 = masks.unbind(-3)  # (..., S, F, N) each
-    a0, a1 = x0.abs(), x1.abs()
-    cross = x0 * x1.conj()
-    w00, w11, w01 = m0.square() * a0.square(), m1.square() * a1.square(), m0 * m1
-    # R_j(f), normalised by the source's power summed over frames (mean over channels)
-    p00, p11 = w00.sum(dim=-1, keepdim=True), w11.sum(dim=-1, keepdim=True)  # (..., S, F, 1)
-    norm = (p00 + p11) / 2 + eps
-    r00, r11 = p00 / norm, p11 / norm
-    r01 = torch.complex((w01 * cross.real).sum(dim=-1, keepdim=True),
-                        (w01 * cross.imag).sum(dim=-1, keepdim=True)) / norm
-    v = (m0 * a0 + m1 * a1) / 2  # fractional-power spectra (..., S, F, N)
-    t00 = (v * r00).sum(dim=-3, keepdim=True)  # (..., 1, F, N)
-    t11 = (v * r11).sum(dim=-3, keepdim=True)
-    t01 = torch.complex((v * r01.real).sum(dim=-3, keepdim=True),
-                        (v * r01.imag).sum(dim=-3, keepdim=True))
-    ridge = (t00 + t11) / 2 * 1e-3 + eps
-    t00, t11 = t00 + ridge, t11 + ridge
-    det = t00 * t11 - t01.abs().square()  # real: the matrix is Hermitian
-    z0 = (t11 * x0 - t01 * x1) / det
-    z1 = (t00 * x1 - t01.conj() * x0) / det
-    # stem j = v_j R_j z, plus its soft-mask share of what the ridge left over: sum_j v_j R_j z
-    # = X - ridge z, so the stems sum to the mixture exactly
-    out0 = v * (r00 * z0 + r01 * z1) + m0 * (ridge * z0)
-    out1 = v * (r01.conj() * z0 + r11 * z1) + m1 * (ridge * z1)
-    return torch.stack([out0, out1], dim=-3)
+    3x faster than the general version on a CPU; the two agree to float precision).
+
+    What all sources share (``z = (sum_k v_k R_k)^-1 X`` and the ridge) is computed once, in
+    bands of bins; :meth:`stem` then gives one source's filtered spectrogram, so that only one
+    source's complex spectrogram exists at a time.
+
+    Shape: masks (..., S, 2, F, N), mix_spec (..., 2, F, N); stem(j) -> (..., 2, F, N).
+    """
+
+    def __init__(self, masks: torch.Tensor, mix_spec: torch.Tensor, eps: float) -> None:
+        self.masks = masks
+        x0, x1 = mix_spec.unbind(-3)  # (..., F, N) each
+        self.a0, self.a1 = x0.abs(), x1.abs()
+        shape = (*masks.shape[:-4], masks.shape[-4], masks.shape[-2], 1)  # (..., S, F, 1)
+        self.r00 = masks.new_empty(shape)
+        self.r11 = masks.new_empty(shape)
+        self.r01 = torch.empty(shape, dtype=mix_spec.dtype, device=mix_spec.device)
+        self.z0, self.z1 = torch.empty_like(x0), torch.empty_like(x1)
+        self.ridge = torch.empty_like(self.a0)
+        # every bin is filtered on its own: bands of bins bound the temporaries' memory
+        for lo in range(0, masks.shape[-2], SPATIAL_BAND):
+            self._band(slice(lo, lo + SPATIAL_BAND), x0, x1, eps)
+
+    def _band(self, band: slice, x0: torch.Tensor, x1: torch.Tensor, eps: float) -> None:
+        m0, m1 = self.masks[..., band, :].unbind(-3)  # (..., S, f, N) each
+        x0, x1 = x0[..., None, band, :], x1[..., None, band, :]  # (..., 1, f, N)
+        a0, a1 = self.a0[..., None, band, :], self.a1[..., None, band, :]
+        cross = x0 * x1.conj()
+        w00, w11, w01 = m0.square() * a0.square(), m1.square() * a1.square(), m0 * m1
+        # R_j(f), normalised by the source's power summed over frames (mean over channels)
+        p00, p11 = w00.sum(dim=-1, keepdim=True), w11.sum(dim=-1, keepdim=True)  # (..., S, f, 1)
+        norm = (p00 + p11) / 2 + eps
+        r00, r11 = p00 / norm, p11 / norm
+        r01 = torch.complex((w01 * cross.real).sum(dim=-1, keepdim=True),
+                            (w01 * cross.imag).sum(dim=-1, keepdim=True)) / norm
+        v = (m0 * a0 + m1 * a1) / 2  # fractional-power spectra (..., S, f, N)
+        t00 = (v * r00).sum(dim=-3)  # (..., f, N)
+        t11 = (v * r11).sum(dim=-3)
+        t01 = torch.complex((v * r01.real).sum(dim=-3), (v * r01.imag).sum(dim=-3))
+        ridge = (t00 + t11) / 2 * 1e-3 + eps
+        t00, t11 = t00 + ridge, t11 + ridge
+        det = t00 * t11 - t01.abs().square()  # real: the matrix is Hermitian
+        x0, x1 = x0.squeeze(-3), x1.squeeze(-3)
+        self.z0[..., band, :] = (t11 * x0 - t01 * x1) / det
+        self.z1[..., band, :] = (t00 * x1 - t01.conj() * x0) / det
+        self.ridge[..., band, :] = ridge
+        self.r00[..., band, :], self.r11[..., band, :], self.r01[..., band, :] = r00, r11, r01
+
+    def stem(self, j: int) -> torch.Tensor:
+        """Source ``j``: ``v_j R_j z``, plus its soft-mask share of what the ridge left over
+        (``sum_j v_j R_j z = X - ridge z``, so the stems sum to the mixture exactly)."""
+        m0, m1 = self.masks.select(-4, j).unbind(-3)  # (..., F, N)
+        v = (m0 * self.a0 + m1 * self.a1) / 2
+        m0, m1 = m0 * self.ridge, m1 * self.ridge  # copies: the masks are not changed
+        r00, r11, r01 = (r.select(-3, j) for r in (self.r00, self.r11, self.r01))  # (..., F, 1)
+        out = torch.empty((*v.shape[:-2], 2, *v.shape[-2:]), dtype=self.z0.dtype,
+                          device=v.device)
+        out0, out1 = out.unbind(-3)
+        # in place, into one buffer: each temporary here is a whole complex spectrogram
+        torch.mul(self.z0, r00, out=out0).add_(self.z1 * r01).mul_(v)
+        out0.add_(self.z0 * m0)
+        torch.mul(self.z1, r11, out=out1).add_(self.z0 * r01.conj()).mul_(v)
+        out1.add_(self.z1 * m1)
+        return out
+
+
+def _spatial_wiener_stereo(masks: torch.Tensor, mix_spec: torch.Tensor,
+                           eps: float) -> torch.Tensor:
+    """Every source of :class:`_StereoWiener` at once: (..., S, 2, F, N)."""
+    wiener = _StereoWiener(masks, mix_spec, eps)
+    return torch.stack([wiener.stem(j) for j in range(masks.shape[-4])], dim=-4)
