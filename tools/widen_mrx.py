@@ -1,0 +1,132 @@
+"""Widen a trained MRX checkpoint's BLSTM (``hidden_size`` h -> H) without changing its output.
+
+    python tools/widen_mrx.py runs/st_smx_seg4b/best.pt runs/st_wide/init.pt --hidden 64
+
+A small model that has stopped improving can then go on training with more capacity from where
+it is, rather than from scratch (Net2Net, Chen, Goodfellow & Shlens 2016). The widened model
+computes the same function as the old one (checked on a random input before writing):
+
+- encoders: each of the D = 2h output features is duplicated (D' = 2H = 2D when H = 2h, so the
+  LayerNorm's mean and variance over the features are unchanged), with a little noise on the
+  copies so that they can drift apart;
+- LSTM: the old units keep their weights; from the duplicated input features each copy gets half
+  the old weight; the new units are initialised as PyTorch initialises an LSTM, and their
+  outgoing weights (into the old units, the next layer and the decoders) start at zero;
+- decoders: the old columns as before, zero columns for the new units.
+
+Only ``H = 2h`` is supported (the duplication keeps the LayerNorm exact).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+import torch
+
+from unweave.pretrained.checkpoint import atomic_torch_save, read_checkpoint
+from unweave.registry import build_model
+
+
+def _gate_rows(h: int, big: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows of the old units and of the new ones in a (4 * big)-row LSTM weight."""
+    old = torch.cat([torch.arange(g * big, g * big + h) for g in range(4)])
+    new = torch.cat([torch.arange(g * big + h, (g + 1) * big) for g in range(4)])
+    return old, new
+
+
+def widen(state: dict[str, torch.Tensor], h: int, *, noise: float = 1e-3,
+          seed: int = 0) -> dict[str, torch.Tensor]:
+    """The state dict of the same MRX with ``hidden_size`` 2h instead of h."""
+    gen = torch.Generator().manual_seed(seed)
+    big, d = 2 * h, 2 * h  # new hidden size; old feature size D = 2h
+    bound = 1.0 / math.sqrt(big)
+
+    def uniform(*shape: int) -> torch.Tensor:
+        return (torch.rand(*shape, generator=gen) * 2 - 1) * bound
+
+    out: dict[str, torch.Tensor] = {}
+    old_rows, _ = _gate_rows(h, big)
+    # old features of the LSTM outputs (fwd, bwd) inside the widened (fwd 2h, bwd 2h) layout
+    lstm_cols = torch.cat([torch.arange(h), torch.arange(big, big + h)])
+    for key, value in state.items():
+        if key.startswith("encoders.") and key.endswith(("0.weight", "0.bias")):
+            copy = value + noise * value.abs().mean() * torch.randn(value.shape, generator=gen)
+            out[key] = torch.cat([value, copy])
+        elif key.startswith("encoders."):  # the LayerNorm's weight and bias
+            out[key] = torch.cat([value, value])
+        elif key.startswith("lstm.lstm."):
+            name = key.rsplit(".", 1)[-1]
+            layer = int(name.split("_l")[1].split("_")[0])
+            if name.startswith("weight_ih"):
+                new = uniform(4 * big, value.shape[1] * 2)
+                if layer == 0:  # input: the duplicated encoder features [e, e]
+                    new[old_rows] = torch.cat([value / 2, value / 2], dim=1)
+                else:  # input: the previous layer's (fwd, bwd) outputs
+                    new[old_rows] = 0.0
+                    new[old_rows[:, None], lstm_cols[None, :]] = value
+            elif name.startswith("weight_hh"):
+                new = uniform(4 * big, big)
+                new[old_rows] = 0.0  # the new units do not feed the old ones
+                new[old_rows, :h] = value
+            else:  # bias_ih / bias_hh
+                new = uniform(4 * big)
+                new[old_rows] = value
+            out[key] = new
+        elif key.startswith("decoders.") and key.endswith("weight"):
+            new = value.new_zeros(value.shape[0], 2 * d)
+            new[:, lstm_cols] = value
+            out[key] = new
+        else:
+            out[key] = value.clone()
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("checkpoint", type=Path)
+    ap.add_argument("out", type=Path)
+    ap.add_argument("--hidden", type=int, required=True, help="new hidden_size (twice the old)")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    payload = read_checkpoint(args.checkpoint)
+    if payload["arch"] != "mrx":
+        print(f"error: {args.checkpoint}: arch {payload['arch']!r}, not mrx", file=sys.stderr)
+        return 1
+    kwargs = dict(payload["kwargs"])
+    h = int(kwargs["hidden_size"])
+    if args.hidden != 2 * h:
+        print(f"error: --hidden {args.hidden}: only twice the old hidden_size ({2 * h}) keeps "
+              "the function exactly", file=sys.stderr)
+        return 1
+    if args.out.exists():
+        print(f"error: {args.out}: exists (not overwritten)", file=sys.stderr)
+        return 1
+    old = build_model("mrx", **kwargs).eval()
+    old.load_state_dict(payload["state_dict"])
+    wide_kwargs = {**kwargs, "hidden_size": args.hidden}
+    wide = build_model("mrx", **wide_kwargs).eval()
+    wide.load_state_dict(widen(payload["state_dict"], h, seed=args.seed))
+    x = 0.1 * torch.randn(1, int(kwargs.get("audio_channels", 2)), int(old.sample_rate) * 2,
+                          generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        a, b = old(x), wide(x)
+    err = float((a - b).abs().max() / a.abs().max().clamp_min(1e-12))
+    print(f"{args.checkpoint} -> {args.out}: hidden_size {h} -> {args.hidden}, "
+          f"{sum(p.numel() for p in old.parameters()) / 1e6:.2f} M -> "
+          f"{sum(p.numel() for p in wide.parameters()) / 1e6:.2f} M parameters; "
+          f"max output difference {err:.1e} of the peak")
+    if err > 1e-2:
+        print("error: the widened model does not reproduce the old one", file=sys.stderr)
+        return 1
+    meta = {"widened_from": str(args.checkpoint), "old_hidden_size": h}
+    atomic_torch_save({"format_version": payload["format_version"], "arch": "mrx",
+                       "kwargs": wide_kwargs, "state_dict": wide.state_dict(), "meta": meta},
+                      args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
