@@ -5,7 +5,7 @@ HTDemucs from the `demucs` package (random weights: speed only) when it is insta
 RTF here = seconds of audio per second of wall time (higher is faster). Runs are interleaved
 and the best of ``--repeats`` is kept (the shared 2-core machines vary up to 3x run to run).
 Usage: python bench/speed.py [--seconds 180] [--threads 2] [--repeats 2] [--only NAME ...]
-Writes bench/results/speed.json.
+[--out FILE.json]. Writes bench/results/speed.json (speed_subset.json with --only).
 """
 
 from __future__ import annotations
@@ -69,6 +69,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--only", nargs="*", default=None, help="subset of runner names")
+    ap.add_argument("--out", default=None,
+                    help="results file name in bench/results (default: speed.json, or "
+                         "speed_subset.json with --only)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -104,7 +107,7 @@ def main() -> None:
               "repeats": args.repeats, "machine": platform.machine(), "cpu_count": os.cpu_count(),
               "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"), "runs": rows}
     RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / ("speed.json" if not args.only else "speed_subset.json")
+    out = RESULTS / (args.out or ("speed.json" if not args.only else "speed_subset.json"))
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
 
