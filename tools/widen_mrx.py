@@ -30,11 +30,9 @@ from unweave.pretrained.checkpoint import atomic_torch_save, read_checkpoint
 from unweave.registry import build_model
 
 
-def _gate_rows(h: int, big: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rows of the old units and of the new ones in a (4 * big)-row LSTM weight."""
-    old = torch.cat([torch.arange(g * big, g * big + h) for g in range(4)])
-    new = torch.cat([torch.arange(g * big + h, (g + 1) * big) for g in range(4)])
-    return old, new
+def _old_unit_rows(h: int, big: int) -> torch.Tensor:
+    """Rows of the h old units in each of the four gates of a (4 * big)-row LSTM weight."""
+    return torch.cat([torch.arange(g * big, g * big + h) for g in range(4)])
 
 
 def widen(state: dict[str, torch.Tensor], h: int, *, noise: float = 1e-3,
@@ -48,7 +46,7 @@ def widen(state: dict[str, torch.Tensor], h: int, *, noise: float = 1e-3,
         return (torch.rand(*shape, generator=gen) * 2 - 1) * bound
 
     out: dict[str, torch.Tensor] = {}
-    old_rows, _ = _gate_rows(h, big)
+    old_rows = _old_unit_rows(h, big)
     # old features of the LSTM outputs (fwd, bwd) inside the widened (fwd 2h, bwd 2h) layout
     lstm_cols = torch.cat([torch.arange(h), torch.arange(big, big + h)])
     for key, value in state.items():
