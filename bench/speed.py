@@ -75,20 +75,25 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
+    def wanted(name: str) -> bool:  # decided before building: the paper-size models are large
+        return not args.only or any(o in name for o in args.only)
+
     runners: dict[str, tuple] = {}
     for arch in list_architectures():
-        torch.manual_seed(0)
-        model = build_model(arch).eval()
-        runners[f"arch:{arch}"] = (unweave_runner(model, args.seconds), count_parameters(model))
+        if wanted(f"arch:{arch}"):
+            torch.manual_seed(0)
+            model = build_model(arch).eval()
+            runners[f"arch:{arch}"] = (unweave_runner(model, args.seconds),
+                                       count_parameters(model))
     for name in catalog_entries():
-        sep = Separator(name)  # as `unweave separate` runs it (with refinement if on)
-        runners[f"model:{name}"] = (separator_runner(sep, args.seconds),
-                                    count_parameters(sep.model))
-    ht = htdemucs_runner(args.seconds)
+        if wanted(f"model:{name}"):
+            sep = Separator(name)  # as `unweave separate` runs it (with refinement if on)
+            runners[f"model:{name}"] = (separator_runner(sep, args.seconds),
+                                        count_parameters(sep.model))
+    ht_name = "htdemucs (demucs 4.1.0, random weights)"
+    ht = htdemucs_runner(args.seconds) if wanted(ht_name) else None
     if ht is not None:
-        runners["htdemucs (demucs 4.1.0, random weights)"] = ht
-    if args.only:
-        runners = {k: v for k, v in runners.items() if any(o in k for o in args.only)}
+        runners[ht_name] = ht
 
     best = {name: float("inf") for name in runners}
     for _ in range(args.repeats):  # interleaved

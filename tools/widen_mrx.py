@@ -26,7 +26,9 @@ from pathlib import Path
 
 import torch
 
-from unweave.pretrained.checkpoint import atomic_torch_save, read_checkpoint
+from unweave.models.mrx import MRX
+from unweave.pretrained.catalog import count_parameters
+from unweave.pretrained.checkpoint import load_checkpoint, model_kwargs, save_checkpoint
 from unweave.registry import build_model
 
 
@@ -89,11 +91,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--hidden", type=int, required=True, help="new hidden_size (twice the old)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
-    payload = read_checkpoint(args.checkpoint)
-    if payload["arch"] != "mrx":
-        print(f"error: {args.checkpoint}: arch {payload['arch']!r}, not mrx", file=sys.stderr)
+    old = load_checkpoint(args.checkpoint)
+    if not isinstance(old, MRX):
+        print(f"error: {args.checkpoint}: {type(old).__name__}, not mrx", file=sys.stderr)
         return 1
-    kwargs = dict(payload["kwargs"])
+    kwargs = model_kwargs(old)
     h = int(kwargs["hidden_size"])
     if args.hidden != 2 * h:
         print(f"error: --hidden {args.hidden}: only twice the old hidden_size ({2 * h}) keeps "
@@ -102,27 +104,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.out.exists():
         print(f"error: {args.out}: exists (not overwritten)", file=sys.stderr)
         return 1
-    old = build_model("mrx", **kwargs).eval()
-    old.load_state_dict(payload["state_dict"])
-    wide_kwargs = {**kwargs, "hidden_size": args.hidden}
-    wide = build_model("mrx", **wide_kwargs).eval()
-    wide.load_state_dict(widen(payload["state_dict"], h, seed=args.seed))
-    x = 0.1 * torch.randn(1, int(kwargs.get("audio_channels", 2)), int(old.sample_rate) * 2,
+    wide = build_model("mrx", **{**kwargs, "hidden_size": args.hidden}).eval()
+    wide.load_state_dict(widen(old.state_dict(), h, seed=args.seed))
+    x = 0.1 * torch.randn(1, int(old.audio_channels), int(old.sample_rate) * 2,
                           generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         a, b = old(x), wide(x)
     err = float((a - b).abs().max() / a.abs().max().clamp_min(1e-12))
     print(f"{args.checkpoint} -> {args.out}: hidden_size {h} -> {args.hidden}, "
-          f"{sum(p.numel() for p in old.parameters()) / 1e6:.2f} M -> "
-          f"{sum(p.numel() for p in wide.parameters()) / 1e6:.2f} M parameters; "
-          f"max output difference {err:.1e} of the peak")
+          f"{count_parameters(old) / 1e6:.2f} M -> {count_parameters(wide) / 1e6:.2f} M "
+          f"parameters; max output difference {err:.1e} of the peak")
     if err > 1e-2:
         print("error: the widened model does not reproduce the old one", file=sys.stderr)
         return 1
-    meta = {"widened_from": str(args.checkpoint), "old_hidden_size": h}
-    atomic_torch_save({"format_version": payload["format_version"], "arch": "mrx",
-                       "kwargs": wide_kwargs, "state_dict": wide.state_dict(), "meta": meta},
-                      args.out)
+    save_checkpoint(wide, args.out, arch="mrx",
+                    meta={"widened_from": str(args.checkpoint), "old_hidden_size": h})
     return 0
 
 

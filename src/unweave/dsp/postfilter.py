@@ -196,10 +196,3 @@ class _StereoWiener:
         torch.mul(self.z1, r11, out=out1).add_(self.z0 * r01.conj()).mul_(v)
         out1.add_(self.z1 * m1)
         return out
-
-
-def _spatial_wiener_stereo(masks: torch.Tensor, mix_spec: torch.Tensor,
-                           eps: float) -> torch.Tensor:
-    """Every source of :class:`_StereoWiener` at once: (..., S, 2, F, N)."""
-    wiener = _StereoWiener(masks, mix_spec, eps)
-    return torch.stack([wiener.stem(j) for j in range(masks.shape[-4])], dim=-4)
