@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import torch
@@ -14,6 +15,8 @@ TOOLS = Path(__file__).resolve().parents[1] / "tools"
 
 
 def _tool(name: str):
+    if str(TOOLS) not in sys.path:  # the tools import their shared helper (tools/growth.py)
+        sys.path.insert(0, str(TOOLS))
     spec = importlib.util.spec_from_file_location(name, TOOLS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -62,3 +65,43 @@ def test_widen_mrx_rejects_other_architectures(tmp_path, capsys):
     save_checkpoint(model, path, arch="conv_tasnet")
     assert widen.main([str(path), str(tmp_path / "out.pt"), "--hidden", "8"]) == 1
     assert "not mrx" in capsys.readouterr().err
+
+
+def test_deepen_tasnet_keeps_the_function_and_trains_the_new_blocks(tmp_path, capsys):
+    deepen = _tool("deepen_tasnet")
+    torch.manual_seed(0)
+    model = build_tiny("conv_tasnet", repeats=2)  # 2 blocks x 2 repeats, skip paths
+    with torch.no_grad():  # away from the init, so that a wrong mapping shows
+        for p in model.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    src, dst = tmp_path / "small.pt", tmp_path / "deep.pt"
+    save_checkpoint(model, src, arch="conv_tasnet")
+    assert deepen.main([str(src), str(dst), "--blocks", "3", "--repeats", "3"]) == 0
+    deep = load_checkpoint(dst)
+    assert (deep.init_kwargs["blocks"], deep.init_kwargs["repeats"]) == (3, 3)
+    assert len(deep.tcn) == 9
+    x = 0.1 * torch.randn(2, 2, 8000, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        a, b = model.eval()(x), deep(x)
+    assert (a - b).abs().max() <= 1e-5 * a.abs().max()
+    # old block (repeat r, block x) sits at r * 3 + x; the others start silent but learn
+    for old_index, new_index in ((0, 0), (1, 1), (2, 3), (3, 4)):
+        assert torch.equal(deep.tcn[new_index].depthwise.weight,
+                           model.tcn[old_index].depthwise.weight)
+    deep.train()
+    deep(x).square().mean().backward()
+    for index in (2, 5, 6, 7, 8):
+        assert deep.tcn[index].skip.weight.grad.abs().sum() > 0
+    # after one step the signal reaches through them: the old last block's new residual and
+    # the new blocks' inner layers learn too
+    torch.optim.SGD(deep.parameters(), lr=0.1).step()
+    deep.zero_grad()
+    deep(x).square().mean().backward()
+    assert deep.tcn[4].residual.weight.grad.abs().sum() > 0
+    assert deep.tcn[5].inner[0].weight.grad.abs().sum() > 0
+    # never overwrites; refuses to shrink or to keep the same size
+    assert deepen.main([str(src), str(dst), "--blocks", "3"]) == 1
+    assert deepen.main([str(src), str(tmp_path / "same.pt"), "--blocks", "2"]) == 1
+    assert deepen.main([str(src), str(tmp_path / "less.pt"), "--blocks", "3", "--repeats", "1"]) == 1
+    assert not (tmp_path / "same.pt").exists() and not (tmp_path / "less.pt").exists()
+    assert "cannot shrink" in capsys.readouterr().err

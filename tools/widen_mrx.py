@@ -25,10 +25,10 @@ import sys
 from pathlib import Path
 
 import torch
+from growth import check_and_save, refuse_existing
 
 from unweave.models.mrx import MRX
-from unweave.pretrained.catalog import count_parameters
-from unweave.pretrained.checkpoint import load_checkpoint, model_kwargs, save_checkpoint
+from unweave.pretrained.checkpoint import load_checkpoint, model_kwargs
 from unweave.registry import build_model
 
 
@@ -101,25 +101,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --hidden {args.hidden}: only twice the old hidden_size ({2 * h}) keeps "
               "the function exactly", file=sys.stderr)
         return 1
-    if args.out.exists():
-        print(f"error: {args.out}: exists (not overwritten)", file=sys.stderr)
+    if refuse_existing(args.out):
         return 1
-    wide = build_model("mrx", **{**kwargs, "hidden_size": args.hidden}).eval()
+    wide = build_model("mrx", **{**kwargs, "hidden_size": args.hidden})
     wide.load_state_dict(widen(old.state_dict(), h, seed=args.seed))
-    x = 0.1 * torch.randn(1, int(old.audio_channels), int(old.sample_rate) * 2,
-                          generator=torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        a, b = old(x), wide(x)
-    err = float((a - b).abs().max() / a.abs().max().clamp_min(1e-12))
-    print(f"{args.checkpoint} -> {args.out}: hidden_size {h} -> {args.hidden}, "
-          f"{count_parameters(old) / 1e6:.2f} M -> {count_parameters(wide) / 1e6:.2f} M "
-          f"parameters; max output difference {err:.1e} of the peak")
-    if err > 1e-2:
-        print("error: the widened model does not reproduce the old one", file=sys.stderr)
-        return 1
-    save_checkpoint(wide, args.out, arch="mrx",
-                    meta={"widened_from": str(args.checkpoint), "old_hidden_size": h})
-    return 0
+    return check_and_save(old, wide, args.checkpoint, args.out, arch="mrx",
+                          change=f"hidden_size {h} -> {args.hidden}",
+                          meta={"widened_from": str(args.checkpoint), "old_hidden_size": h})
 
 
 if __name__ == "__main__":
