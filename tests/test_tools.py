@@ -105,3 +105,8 @@ def test_deepen_tasnet_keeps_the_function_and_trains_the_new_blocks(tmp_path, ca
     assert deepen.main([str(src), str(tmp_path / "less.pt"), "--blocks", "3", "--repeats", "1"]) == 1
     assert not (tmp_path / "same.pt").exists() and not (tmp_path / "less.pt").exists()
     assert "cannot shrink" in capsys.readouterr().err
+    # a file that is not a checkpoint: a clear error naming it, no traceback
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    assert deepen.main([str(bad), str(tmp_path / "x.pt"), "--blocks", "3"]) == 1
+    assert "bad.pt" in capsys.readouterr().err

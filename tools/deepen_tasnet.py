@@ -19,15 +19,13 @@ the old one (checked on a random input before writing):
 
 from __future__ import annotations
 
-import argparse
 import sys
-from pathlib import Path
 
 import torch
-from growth import check_and_save, refuse_existing
+from growth import check_and_save, load_old, parser, refuse_existing
 
 from unweave.models.conv_tasnet import ConvTasNet
-from unweave.pretrained.checkpoint import load_checkpoint, model_kwargs
+from unweave.pretrained.checkpoint import model_kwargs
 from unweave.registry import build_model
 
 
@@ -59,16 +57,12 @@ def deepen(old: ConvTasNet, blocks: int, repeats: int, *, seed: int = 0) -> Conv
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("checkpoint", type=Path)
-    ap.add_argument("out", type=Path)
+    ap = parser(__doc__)
     ap.add_argument("--blocks", type=int, help="temporal blocks per repeat (default: as before)")
     ap.add_argument("--repeats", type=int, help="repeats (default: as before)")
-    ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
-    old = load_checkpoint(args.checkpoint)
-    if not isinstance(old, ConvTasNet):
-        print(f"error: {args.checkpoint}: {type(old).__name__}, not conv_tasnet", file=sys.stderr)
+    old = load_old(args.checkpoint, ConvTasNet, "conv_tasnet")
+    if old is None:
         return 1
     kwargs = model_kwargs(old)
     blocks = args.blocks or int(kwargs["blocks"])

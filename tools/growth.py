@@ -6,17 +6,41 @@ Used by ``widen_mrx.py`` and ``deepen_tasnet.py``.
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from unweave.errors import UnweaveError
 from unweave.pretrained.catalog import count_parameters
-from unweave.pretrained.checkpoint import save_checkpoint
+from unweave.pretrained.checkpoint import load_checkpoint, save_checkpoint
 
 #: largest output difference (relative to the old output's peak) a grown model may show
 TOLERANCE = 1e-2
+
+
+def parser(doc: str) -> argparse.ArgumentParser:
+    """The arguments every growing tool takes: the checkpoint, the output and ``--seed``."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("checkpoint", type=Path)
+    ap.add_argument("out", type=Path)
+    ap.add_argument("--seed", type=int, default=0)
+    return ap
+
+
+def load_old(path: Path, cls: type, arch: str) -> nn.Module | None:
+    """The checkpoint's model if it is a ``cls``; else None (after printing why)."""
+    try:
+        old = load_checkpoint(path)
+    except UnweaveError as exc:  # missing, unreadable or mismatched file: says which and why
+        print(f"error: {exc}", file=sys.stderr)
+        return None
+    if not isinstance(old, cls):
+        print(f"error: {path}: {type(old).__name__}, not {arch}", file=sys.stderr)
+        return None
+    return old
 
 
 def refuse_existing(path: Path) -> bool:

@@ -19,16 +19,14 @@ Only ``H = 2h`` is supported (the duplication keeps the LayerNorm exact).
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
-from pathlib import Path
 
 import torch
-from growth import check_and_save, refuse_existing
+from growth import check_and_save, load_old, parser, refuse_existing
 
 from unweave.models.mrx import MRX
-from unweave.pretrained.checkpoint import load_checkpoint, model_kwargs
+from unweave.pretrained.checkpoint import model_kwargs
 from unweave.registry import build_model
 
 
@@ -85,15 +83,11 @@ def widen(state: dict[str, torch.Tensor], h: int, *, noise: float = 1e-3,
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("checkpoint", type=Path)
-    ap.add_argument("out", type=Path)
+    ap = parser(__doc__)
     ap.add_argument("--hidden", type=int, required=True, help="new hidden_size (twice the old)")
-    ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
-    old = load_checkpoint(args.checkpoint)
-    if not isinstance(old, MRX):
-        print(f"error: {args.checkpoint}: {type(old).__name__}, not mrx", file=sys.stderr)
+    old = load_old(args.checkpoint, MRX, "mrx")
+    if old is None:
         return 1
     kwargs = model_kwargs(old)
     h = int(kwargs["hidden_size"])
