@@ -70,9 +70,15 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--only", nargs="*", default=None, help="subset of runner names")
     ap.add_argument("--out", default=None,
-                    help="results file name in bench/results (default: speed.json, or "
-                         "speed_subset.json with --only)")
+                    help="results file: a bare name goes in bench/results/ (default: speed.json, "
+                         "or speed_subset.json with --only)")
     args = ap.parse_args()
+    # decided before the runs, so that a bad path fails at once: a bare file name lands in
+    # bench/results/, a path is taken as given
+    out = Path(args.out) if args.out else None
+    if out is None or out.parent == Path("."):
+        out = RESULTS / (args.out or ("speed.json" if not args.only else "speed_subset.json"))
+    out.parent.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(args.threads)
 
     def wanted(name: str) -> bool:  # decided before building: the paper-size models are large
@@ -111,8 +117,6 @@ def main() -> None:
     result = {"benchmark": "separation speed", "clip_seconds": args.seconds, "threads": args.threads,
               "repeats": args.repeats, "machine": platform.machine(), "cpu_count": os.cpu_count(),
               "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"), "runs": rows}
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / (args.out or ("speed.json" if not args.only else "speed_subset.json"))
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
 
