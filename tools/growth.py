@@ -1,5 +1,6 @@
-"""What the model-growing tools share: check that the grown model computes what the old one did,
-then write it (never over an existing file).
+"""What the model-growing tools share: their arguments, loading the old checkpoint (a clear error
+for a bad file or the wrong architecture), and checking that the grown model computes what the
+old one did before writing it (never over an existing file).
 
 Used by ``widen_mrx.py`` and ``deepen_tasnet.py``.
 """
