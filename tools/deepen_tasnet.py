@@ -36,23 +36,23 @@ def deepen(old: ConvTasNet, blocks: int, repeats: int, *, seed: int = 0) -> Conv
     if blocks < old_blocks or repeats < old_repeats:
         raise ValueError(f"cannot shrink: blocks {old_blocks} -> {blocks}, "
                          f"repeats {old_repeats} -> {repeats}")
-    torch.manual_seed(seed)
-    new = build_model("conv_tasnet", **{**kwargs, "blocks": blocks, "repeats": repeats})
-    outside = {k: v for k, v in old.state_dict().items() if not k.startswith("tcn.")}
-    missing, unexpected = new.load_state_dict(outside, strict=False)
-    if unexpected or any(not k.startswith("tcn.") for k in missing):
-        raise ValueError(f"layouts differ outside the temporal blocks: {unexpected or missing}")
+    with torch.random.fork_rng():  # the new blocks' init, without touching the caller's RNG
+        torch.manual_seed(seed)
+        new = build_model("conv_tasnet", **{**kwargs, "blocks": blocks, "repeats": repeats})
+    # same kwargs but blocks/repeats: everything outside the temporal blocks has the same layout
+    new.load_state_dict({k: v for k, v in old.state_dict().items() if not k.startswith("tcn.")},
+                        strict=False)
     with torch.no_grad():
         for block in new.tcn:
             for conv in (block.residual, block.skip):
                 if conv is not None:
                     conv.weight.zero_()
                     conv.bias.zero_()
-        for r in range(old_repeats):
-            for x in range(old_blocks):
-                src, dst = old.tcn[r * old_blocks + x], new.tcn[r * blocks + x]
-                for name, tensor in src.state_dict().items():
-                    dst.get_parameter(name).copy_(tensor)
+    for r in range(old_repeats):
+        for x in range(old_blocks):
+            # strict=False: the old last block had no residual conv; its new one stays at zero
+            new.tcn[r * blocks + x].load_state_dict(old.tcn[r * old_blocks + x].state_dict(),
+                                                    strict=False)
     return new
 
 

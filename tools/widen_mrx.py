@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     wide.load_state_dict(widen(old.state_dict(), h, seed=args.seed))
     return check_and_save(old, wide, args.checkpoint, args.out, arch="mrx",
                           change=f"hidden_size {h} -> {args.hidden}",
-                          meta={"widened_from": str(args.checkpoint), "old_hidden_size": h})
+                          meta={"old_hidden_size": h})
 
 
 if __name__ == "__main__":
