@@ -72,8 +72,9 @@ def main(argv: list[str] | None = None) -> int:
         with torch.inference_mode():
             stems = separator.separate_tensor(loaded.mixture, rate)
         est = torch.stack([stems[s] for s in sources]).float()
+        refs_np = refs.double().numpy()  # the filter and every condition's SDR read it
         sos = butter(8, 0.95 * model_rate / 2, "highpass", fs=rate, output="sos")
-        high = torch.from_numpy(sosfiltfilt(sos, refs.double().numpy(), axis=-1).copy()).float()
+        high = torch.from_numpy(sosfiltfilt(sos, refs_np, axis=-1).copy()).float()
         sets = {"model": est, "ideal_band": est + high,
                 "extended": extend_band(loaded.mixture.float(), est, rate, model_rate)}
         silent = (refs ** 2).mean(dim=(-2, -1)) < SILENT_POWER
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
                                                         / refs[i].square().sum())
                            for i in range(len(sources))]}
         for name, stems_set in sets.items():
-            sdr = M.sdr_museval(refs.double().numpy(), stems_set.double().numpy(), rate)
+            sdr = M.sdr_museval(refs_np, stems_set.double().numpy(), rate)
             row[name] = [None if silent[i] or not np.isfinite(sdr[i]) else float(sdr[i])
                          for i in range(len(sources))]
         results[item.name] = row
