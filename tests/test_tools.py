@@ -137,3 +137,29 @@ def test_band_headroom_extension_gives_the_high_band_to_the_stem_with_a_top_octa
     gained_a, gained_b = band_energy(out[0] - a), band_energy(out[1] - b)
     assert gained_a > 0.9 * band_energy(high)
     assert gained_b < 0.01 * gained_a
+
+
+def test_release_continued_keeps_the_shipped_license_hardware_and_data_note() -> None:
+    import argparse
+    import json
+
+    from unweave.pretrained.catalog import CATALOG_PATH
+
+    release = _tool("release")
+    shipped = next(e for e in json.loads(CATALOG_PATH.read_text())["models"]
+                   if e["name"] == "soundtrack")
+    args = argparse.Namespace(license=None, hardware=None, data_note=None)
+    release._keep_from_entry(args, shipped)
+    assert args.license == shipped["license"] and args.license
+    assert args.hardware == shipped["training"]["hardware"]
+    # the kept note, appended after the split sentence again, rebuilds the shipped text's tail
+    split = release._split_sentence("soundtrack")
+    assert shipped["data"].endswith(f"{split} {args.data_note}".rstrip())
+    # what is given on the command line wins
+    given = argparse.Namespace(license="MIT", hardware="GPU", data_note="new note")
+    release._keep_from_entry(given, shipped)
+    assert (given.license, given.hardware, given.data_note) == ("MIT", "GPU", "new note")
+    # an entry without a split sentence keeps no note
+    bare = argparse.Namespace(license=None, hardware=None, data_note=None)
+    release._keep_from_entry(bare, {"license": "X", "data": "no sentence here"})
+    assert bare.data_note is None and bare.license == "X" and bare.hardware is None

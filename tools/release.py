@@ -34,6 +34,24 @@ SPLITS = {
 }
 
 
+def _split_sentence(task: str) -> str:
+    return f"{SPLITS.get(task, 'split by speaker/track')}."
+
+
+def _keep_from_entry(args: argparse.Namespace, entry: dict) -> None:
+    """A re-release of a continued model keeps what the run did not change, unless given again:
+    the weights' license, the hardware, and the note that follows the data's split sentence."""
+    args.license = args.license or entry.get("license")
+    args.hardware = args.hardware or (entry.get("training") or {}).get("hardware")
+    if args.data_note is None:
+        data = entry.get("data", "")
+        # the catalog's task ("music") is not the corpus's ("music4"): find the sentence itself
+        for task in SPLITS:
+            if _split_sentence(task) in data:
+                args.data_note = data.split(_split_sentence(task), 1)[1].strip()
+                break
+
+
 def _scores(summary: dict) -> dict:
     out = {"dataset": summary.get("dataset"), "items": summary.get("items"),
            "statistic": "median over items"}
@@ -92,10 +110,13 @@ def main() -> None:
     ap.add_argument("--corpus", type=Path)
     ap.add_argument("--summary", type=Path, help="an `unweave evaluate` summary.json")
     ap.add_argument("--run", type=Path)
-    ap.add_argument("--license", help="license of the weights")
-    ap.add_argument("--hardware")
+    ap.add_argument("--license", help="license of the weights (with --continued: default the "
+                    "shipped entry's)")
+    ap.add_argument("--hardware", help="(with --continued: default the shipped entry's)")
     ap.add_argument("--wall-minutes", type=float, default=None)
-    ap.add_argument("--data-note", default="")
+    ap.add_argument("--data-note", default=None,
+                    help="text after the data's split sentence (with --continued: default the "
+                         "shipped entry's note)")
     ap.add_argument("--continued", action="store_true",
                     help="the run was initialised from the shipped weights (model.init): keep the "
                          "earlier training record under training.continued_from")
@@ -142,6 +163,8 @@ def main() -> None:
         _write(catalog)
         print(f"{args.name}: scores replaced from {args.summary}")
         return
+    if args.continued:
+        _keep_from_entry(args, entry)
     missing = [opt for opt, value in (("CHECKPOINT", args.checkpoint), ("--corpus", args.corpus),
                                       ("--run", args.run), ("--license", args.license),
                                       ("--hardware", args.hardware)) if value is None]
@@ -159,7 +182,7 @@ def main() -> None:
             f"packages: " + ", ".join(f"{p} {v.get('version')} ({v.get('license')})"
                                       for p, v in packages.items())
             + f"; {dataset['minutes']['train']:.0f} min train / {dataset['minutes']['valid']:.0f} min "
-            f"valid, {SPLITS.get(dataset['task'], 'split by speaker/track')}."
+            f"valid, {_split_sentence(dataset['task'])}"
             + (f" {args.data_note}" if args.data_note else ""))
     training = {**_training(args.run, payload.get("meta") or {}), "hardware": args.hardware}
     if args.wall_minutes:
