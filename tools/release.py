@@ -5,6 +5,8 @@ dataset.json, training facts from the run, scores from an `unweave evaluate` sum
 Usage: python tools/release.py NAME CHECKPOINT --corpus corpora/denoise \
            --summary reports/denoise/summary.json --run runs/denoise_spec_unet \
            --license "CC-BY-SA-3.0" --hardware "2-core CPU" [--continued]
+           (--continued: a run initialised from the shipped weights; the entry's license,
+           hardware and data note are kept unless given again)
        python tools/release.py NAME --rescore --summary reports/X/summary.json
            (new scores for the shipped weights, e.g. after an inference change; the rest is kept)
        python tools/release.py BAG --bag-weights reports/W/weights.json [--bag-members a,b]
