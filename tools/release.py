@@ -36,8 +36,11 @@ SPLITS = {
 }
 
 
+DEFAULT_SPLIT = "split by speaker/track"
+
+
 def _split_sentence(task: str) -> str:
-    return f"{SPLITS.get(task, 'split by speaker/track')}."
+    return f"{SPLITS.get(task, DEFAULT_SPLIT)}."
 
 
 def _keep_from_entry(args: argparse.Namespace, entry: dict) -> None:
@@ -48,9 +51,9 @@ def _keep_from_entry(args: argparse.Namespace, entry: dict) -> None:
     if args.data_note is None:
         data = entry.get("data", "")
         # the catalog's task ("music") is not the corpus's ("music4"): find the sentence itself
-        for task in SPLITS:
-            if _split_sentence(task) in data:
-                args.data_note = data.split(_split_sentence(task), 1)[1].strip()
+        for split in (*SPLITS.values(), DEFAULT_SPLIT):
+            if f"{split}." in data:
+                args.data_note = data.split(f"{split}.", 1)[1].strip()
                 break
 
 
