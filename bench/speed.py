@@ -3,7 +3,9 @@ default soft-mask refinement) on a 180 s stereo clip with N CPU threads, side by
 HTDemucs from the `demucs` package (random weights: speed only) when it is installed.
 
 RTF here = seconds of audio per second of wall time (higher is faster). Runs are interleaved
-and the best of ``--repeats`` is kept (the shared 2-core machines vary up to 3x run to run).
+in rounds; every wall time is written, the speedups over HTDemucs both from the best times and
+per round (the shared 2-core machines vary up to 3x run to run, and a round's two runs share
+the load, so the median per-round ratio is the steadier figure).
 Usage: python bench/speed.py [--seconds 180] [--threads 2] [--repeats 2] [--only NAME ...]
 [--out FILE.json]. Writes bench/results/speed.json (speed_subset.json with --only).
 """
@@ -14,6 +16,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import time
 from pathlib import Path
 
@@ -101,19 +104,26 @@ def main() -> None:
     if ht is not None:
         runners[ht_name] = ht
 
-    best = {name: float("inf") for name in runners}
-    for _ in range(args.repeats):  # interleaved
+    walls: dict[str, list[float]] = {name: [] for name in runners}
+    for _ in range(args.repeats):  # interleaved: each round times every runner once
         for name, (run, _) in runners.items():
             started = time.perf_counter()
             run()
-            best[name] = min(best[name], time.perf_counter() - started)
-            print(f"{name}: {best[name]:.1f} s", flush=True)
-    rows = {name: {"params": runners[name][1], "best_wall_seconds": round(best[name], 2),
-                   "real_time_factor": round(args.seconds / best[name], 2)} for name in runners}
+            walls[name].append(time.perf_counter() - started)
+            print(f"{name}: {walls[name][-1]:.1f} s", flush=True)
+    rows = {name: {"params": runners[name][1], "wall_seconds": [round(w, 2) for w in walls[name]],
+                   "best_wall_seconds": round(min(walls[name]), 2),
+                   "real_time_factor": round(args.seconds / min(walls[name]), 2)}
+            for name in runners}
     ht_key = next((k for k in rows if k.startswith("htdemucs")), None)
     if ht_key:
-        for row in rows.values():
-            row["speedup_vs_htdemucs"] = round(rows[ht_key]["best_wall_seconds"] / row["best_wall_seconds"], 2)
+        for name, row in rows.items():
+            row["speedup_vs_htdemucs"] = round(min(walls[ht_key]) / min(walls[name]), 2)
+            # the same ratio within each round (both timed under the same machine load); its
+            # median is the figure least moved by a noisy neighbour
+            ratios = sorted(h / w for h, w in zip(walls[ht_key], walls[name]))
+            row["speedup_per_round"] = [round(r, 2) for r in ratios]
+            row["median_speedup_per_round"] = round(statistics.median(ratios), 2)
     result = {"benchmark": "separation speed", "clip_seconds": args.seconds, "threads": args.threads,
               "repeats": args.repeats, "machine": platform.machine(), "cpu_count": os.cpu_count(),
               "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"), "runs": rows}
