@@ -121,7 +121,7 @@ def main() -> None:
             row["speedup_vs_htdemucs"] = round(min(walls[ht_key]) / min(walls[name]), 2)
             # the same ratio within each round (both timed under the same machine load); its
             # median is the figure least moved by a noisy neighbour
-            ratios = sorted(h / w for h, w in zip(walls[ht_key], walls[name]))
+            ratios = [h / w for h, w in zip(walls[ht_key], walls[name])]  # in round order
             row["speedup_per_round"] = [round(r, 2) for r in ratios]
             row["median_speedup_per_round"] = round(statistics.median(ratios), 2)
     result = {"benchmark": "separation speed", "clip_seconds": args.seconds, "threads": args.threads,
