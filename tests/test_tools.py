@@ -112,33 +112,6 @@ def test_deepen_tasnet_keeps_the_function_and_trains_the_new_blocks(tmp_path, ca
     assert "bad.pt" in capsys.readouterr().err
 
 
-def test_band_headroom_extension_gives_the_high_band_to_the_stem_with_a_top_octave() -> None:
-    from unweave.dsp.stft import stft
-
-    headroom = _tool("band_headroom")
-    rate, model_rate, n = 16000, 8000, 16000
-    t = torch.arange(n) / rate
-    gen = torch.Generator().manual_seed(0)
-    # stem a: a tone in the model's top octave (3 kHz); stem b: a low tone (300 Hz); the
-    # mixture also holds noise above the model's Nyquist (4 kHz) that neither stem has
-    a = 0.3 * torch.sin(2 * torch.pi * 3000 * t).expand(2, n)
-    b = 0.3 * torch.sin(2 * torch.pi * 300 * t).expand(2, n)
-    spec = torch.fft.rfft(torch.randn(2, n, generator=gen))
-    spec[:, : int(5000 * n / rate)] = 0
-    high = 0.1 * torch.fft.irfft(spec, n)
-    mixture = a + b + high
-    out = headroom.extend_band(mixture, torch.stack([a, b]), rate, model_rate)
-    assert torch.allclose(out.sum(0), mixture, atol=1e-4)  # the stems share out the whole mixture
-
-    def band_energy(x: torch.Tensor) -> float:
-        mags = stft(x, headroom.N_FFT, headroom.N_FFT // 4).abs()
-        return float(mags[:, int(5000 * headroom.N_FFT / rate):].square().sum())
-
-    gained_a, gained_b = band_energy(out[0] - a), band_energy(out[1] - b)
-    assert gained_a > 0.9 * band_energy(high)
-    assert gained_b < 0.01 * gained_a
-
-
 def test_release_continued_keeps_the_shipped_license_hardware_and_data_note() -> None:
     import argparse
     import json

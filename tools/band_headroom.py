@@ -5,12 +5,12 @@
 The shipped models run at 22.05 kHz, so their stems hold nothing above ~11 kHz while the
 references (44.1 kHz) do. For each validation item this scores, with the evaluator's SDR:
 
-* ``model``: the model's stems as ``unweave evaluate`` gets them (refinement as in the catalog);
+* ``model``: the model's stems without band extension (``--no-band-extension``; refinement
+  as in the catalog);
 * ``ideal_band``: the same plus each reference's own high band (an 8th-order Butterworth
   high-pass at 95 % of the model's Nyquist): the most any band extension could add;
-* ``extended``: a simple band extension: what the stems leave of the mixture (its high band,
-  mostly) shared out per STFT frame and channel in proportion to each stem's magnitude in the
-  octave below 90 % of the model's Nyquist.
+* ``extended``: the stems as ``unweave evaluate`` and ``unweave separate`` give them by default,
+  with :mod:`unweave.dsp.bandext` sharing out the mixture's band above the model's.
 
 It also prints each reference's share of energy in that high band (median over items).
 """
@@ -28,30 +28,10 @@ from scipy.signal import butter, sosfiltfilt
 
 from unweave import metrics as M
 from unweave.data.common import write_text_atomic
-from unweave.dsp.stft import istft, stft
 from unweave.evaluate import SILENT_POWER, find_items, load_item
 from unweave.inference.separator import Separator
 
-N_FFT = 4096  # 93 ms at 44.1 kHz
 CONDITIONS = ("model", "ideal_band", "extended")
-
-
-def extend_band(mixture: torch.Tensor, stems: torch.Tensor, sample_rate: int,
-                model_rate: int) -> torch.Tensor:
-    """Share ``mixture - sum(stems)`` out among ``stems`` by masks that continue each stem's
-    magnitude in its top octave (0.45-0.9 of the model's Nyquist) flat into the band above.
-
-    Shape:
-        mixture: (C, T), stems: (S, C, T) -> (S, C, T)."""
-    hop = N_FFT // 4
-    rest = stft(mixture - stems.sum(0), N_FFT, hop)  # (C, F, N)
-    mags = torch.stack([stft(s, N_FFT, hop).abs() for s in stems])  # (S, C, F, N)
-    freqs = torch.arange(mags.shape[-2]) * sample_rate / N_FFT
-    nyquist = model_rate / 2
-    low, high = int((freqs < 0.45 * nyquist).sum()), int((freqs < 0.9 * nyquist).sum())
-    mags[..., high:, :] = mags[..., low:high, :].mean(-2, keepdim=True)
-    masks = (mags + 1e-10 / len(stems)) / (mags.sum(0, keepdim=True) + 1e-10)
-    return stems + torch.stack([istft(m * rest, N_FFT, hop, mixture.shape[-1]) for m in masks])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-items", type=int)
     parser.add_argument("--out", help="per-item results (JSON)")
     args = parser.parse_args(argv)
-    separator = Separator(args.model, jobs=2)
+    separator = Separator(args.model, jobs=2, band_extension=False)
+    extender = Separator(separator.model, jobs=2)  # the same model, band extension on
     sources, model_rate = separator.sources, separator.sample_rate
     items, _ = find_items(args.dataset, args.split)
     results: dict[str, dict] = {}
@@ -71,12 +52,13 @@ def main(argv: list[str] | None = None) -> int:
         rate, refs = loaded.sample_rate, loaded.references.float()
         with torch.inference_mode():
             stems = separator.separate_tensor(loaded.mixture, rate)
+            extended = extender.separate_tensor(loaded.mixture, rate)
         est = torch.stack([stems[s] for s in sources]).float()
         refs_np = refs.double().numpy()  # the filter and every condition's SDR read it
         sos = butter(8, 0.95 * model_rate / 2, "highpass", fs=rate, output="sos")
         high = torch.from_numpy(sosfiltfilt(sos, refs_np, axis=-1).copy()).float()
         sets = {"model": est, "ideal_band": est + high,
-                "extended": extend_band(loaded.mixture.float(), est, rate, model_rate)}
+                "extended": torch.stack([extended[s] for s in sources]).float()}
         silent = (refs ** 2).mean(dim=(-2, -1)) < SILENT_POWER
         row: dict[str, list] = {
             "band_share": [None if silent[i] else float(high[i].square().sum()

@@ -396,6 +396,7 @@ def evaluate(
     shifts: int = 0,
     overlap: float = 0.25,
     refine: bool | str | None = None,
+    band_extension: bool = True,
     segment: float | None = None,
     device: str = "cpu",
     jobs: int | None = None,
@@ -414,7 +415,8 @@ def evaluate(
         plots: write score distributions and spectrograms (needs matplotlib).
         spectrogram_items: how many items get a spectrogram figure.
         max_items: score only the first N items.
-        shifts, overlap, refine, segment, device, jobs: passed to :class:`unweave.Separator`.
+        shifts, overlap, refine, band_extension, segment, device, jobs: passed to
+            :class:`unweave.Separator`.
         progress: show a tqdm bar over items.
         log: where to print notes (default: stderr).
     """
@@ -424,7 +426,7 @@ def evaluate(
     if max_items is not None:
         items = items[: max(1, int(max_items))]
     separator = _separator(model, shifts=shifts, overlap=overlap, segment=segment, device=device,
-                           jobs=jobs, refine=refine)
+                           jobs=jobs, refine=refine, band_extension=band_extension)
     sources = tuple(separator.sources)
     channels = int(separator.model.audio_channels)
     out = Path(out_dir) if out_dir is not None else None
@@ -467,6 +469,7 @@ def evaluate(
         "settings": {
             "shifts": shifts, "overlap": overlap, "segment": segment, "device": device,
             "refine": getattr(separator, "refine_mode", None) or False,
+            "band_extension": bool(getattr(separator, "band_extension", False)),
             "oracle": "ideal ratio mask |S_i| / sum_k |S_k| (sources + rest of the mixture) "
             "on the mixture STFT, Hann window of 64 ms (power of two), hop 1/4",
         },

@@ -40,6 +40,14 @@ def add_refine_arguments(p: argparse.ArgumentParser) -> None:
                         "--refine")
 
 
+def add_band_extension_argument(p: argparse.ArgumentParser) -> None:
+    """``--band-extension / --no-band-extension``, shared by ``separate`` and ``evaluate``."""
+    p.add_argument("--band-extension", action=argparse.BooleanOptionalAction, default=True,
+                   help="when the file's sample rate is above the model's, share the mixture's "
+                        "content above the model's band among the stems (default: on; off "
+                        "leaves the stems empty above the model's Nyquist frequency)")
+
+
 def refine_request(args: argparse.Namespace) -> bool | str | None:
     """None (the model's setting), False, True (the model's mode) or a mode name."""
     if args.refine_mode is not None:

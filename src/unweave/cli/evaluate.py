@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import UnweaveError
-from . import add_refine_arguments, refine_request
+from . import add_band_extension_argument, add_refine_arguments, refine_request
 
 EPILOG = """\
 DATASET is a folder of tracks, TRACK/<stem>.wav (+ optional TRACK/mixture.wav; otherwise the
@@ -42,6 +42,7 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shifts", type=int, default=0, help="random-shift passes (default: 0)")
     parser.add_argument("--overlap", type=float, default=0.25, help="chunk overlap (default: 0.25)")
     add_refine_arguments(parser)
+    add_band_extension_argument(parser)
     parser.add_argument("--segment", type=float, default=None, help="chunk length in seconds")
     parser.add_argument("-d", "--device", default="cpu", help="cpu, cuda or mps (default: cpu)")
     parser.add_argument("-j", "--jobs", type=int, default=None, help="CPU threads for the model")
@@ -76,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
         shifts=args.shifts,
         overlap=args.overlap,
         refine=refine_request(args),
+        band_extension=args.band_extension,
         segment=args.segment,
         device=args.device,
         jobs=args.jobs,

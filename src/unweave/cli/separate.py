@@ -11,7 +11,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..errors import UnweaveError
-from . import add_refine_arguments, refine_request
+from . import add_band_extension_argument, add_refine_arguments, refine_request
 
 AUDIO_SUFFIXES = {
     ".wav", ".flac", ".ogg", ".oga", ".mp3", ".m4a", ".aac", ".opus", ".aif", ".aiff", ".wma",
@@ -29,6 +29,7 @@ def add_parser(p: argparse.ArgumentParser) -> None:
                    help="average over N random time shifts (slower, slightly better)")
     p.add_argument("--overlap", type=float, default=0.25, help="overlap between chunks (0-1)")
     add_refine_arguments(p)
+    add_band_extension_argument(p)
     p.add_argument("--segment", type=float, default=None, help="chunk length in seconds")
     p.add_argument("--stems", default=None, help="comma-separated stems to write (default all)")
     p.add_argument("--two-stems", default=None, metavar="STEM",
@@ -108,7 +109,8 @@ def run(args: argparse.Namespace) -> int:
                             two_stems=args.two_stems, consistent=args.consistent)
     separator = Separator(args.model, shifts=args.shifts, overlap=args.overlap,
                           segment=args.segment, device=args.device, jobs=args.jobs,
-                          batch_size=args.batch_size, refine=refine_request(args))
+                          batch_size=args.batch_size, refine=refine_request(args),
+                          band_extension=args.band_extension)
     if not getattr(separator.model, "trained", True):
         print(f"warning: model {separator.model_name!r} is UNTRAINED (random weights): "
               "its stems are not separations", file=sys.stderr)

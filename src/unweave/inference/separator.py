@@ -1,8 +1,14 @@
 """File -> stems: the pipeline every front end (CLI, Python API, web app) goes through.
 
 ``read blocks -> convert rate/channels -> chunked model (overlap-add, shifts) -> stems ->
-back to the input rate -> write incrementally``. Peak memory is a few segments plus the block
-size whatever the length of the file; outputs appear atomically, only once complete.
+back to the input rate -> band extension -> write incrementally``. Peak memory is a few segments
+plus the block size whatever the length of the file; outputs appear atomically, only once
+complete.
+
+A model running below the input's rate (22.05 kHz models on 44.1 kHz files) gives stems that
+are empty above its Nyquist frequency; band extension (:mod:`unweave.dsp.bandext`, on by
+default) shares the mixture's content up there among the stems, so that they again sum to the
+full-band mixture.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import torch
 from torch import nn
 
 from ..audio import convert, io
+from ..dsp.bandext import BandExtender
 from ..errors import AudioWriteError, UnweaveError
 from ..pretrained.catalog import load_model
 from .chunking import ChunkedSeparation, apply
@@ -71,7 +78,7 @@ class StemPlan:
         self.options = options
 
     def make(self, est: torch.Tensor, mix: torch.Tensor) -> dict[str, torch.Tensor]:
-        """est: (S, C, t), mix: (C, t) -> {stem: (C, t)}."""
+        """est: (S, C, t), mix: (C, t), both at the output rate -> {stem: (C, t)}."""
         if self.options.consistent:
             est = est + (mix - est.sum(0)) / est.shape[0]
         by_name = dict(zip(self.sources, est))
@@ -96,11 +103,15 @@ class Separator:
             ``"soft"``, ``"spatial"`` (with the sources' spatial covariances), True (the
             model's mode, else ``"spatial"``) or False; None: the model's own setting
             (``refine`` in its catalog entry, else off).
+        band_extension: when the input's rate is above the model's, share the mixture's content
+            above the model's band among the stems (:mod:`unweave.dsp.bandext`); False leaves
+            the stems empty up there.
     """
 
     def __init__(self, model: str | nn.Module = "default", *, shifts: int = 0, overlap: float = 0.25,
                  segment: float | None = None, device: str = "cpu", jobs: int | None = None,
-                 batch_size: int = 4, seed: int = 0, refine: bool | str | None = None) -> None:
+                 batch_size: int = 4, seed: int = 0, refine: bool | str | None = None,
+                 band_extension: bool = True) -> None:
         self.device = _check_device(device)
         self.model = (load_model(model) if not isinstance(model, nn.Module) else model)
         if isinstance(self.model, Refined):
@@ -119,6 +130,7 @@ class Separator:
         self.chunk_overlap = getattr(self.model, "chunk_overlap", None) or overlap
         self.batch_size = getattr(self.model, "chunk_batch", None) or batch_size
         self.seed = seed
+        self.band_extension = bool(band_extension)
         if jobs is not None:
             torch.set_num_threads(max(1, jobs))
         ChunkedSeparation(self.model, segment=segment, overlap=self.chunk_overlap)  # validate
@@ -130,6 +142,11 @@ class Separator:
     @property
     def sample_rate(self) -> int:
         return int(self.model.sample_rate)
+
+    def _extender(self, sample_rate: int) -> BandExtender | None:
+        extender = BandExtender(len(self.sources), self.model.audio_channels, self.sample_rate,
+                                sample_rate)
+        return extender if self.band_extension and extender.active else None
 
     def _engine(self, progress: Callable[[int], None] | None = None) -> ChunkedSeparation:
         return ChunkedSeparation(self.model, segment=self.segment, overlap=self.chunk_overlap,
@@ -155,11 +172,13 @@ class Separator:
         est = apply(self.model, mix, segment=self.segment, overlap=self.chunk_overlap,
                     shifts=self.shifts, batch_size=self.batch_size, device=self.device,
                     seed=self.seed, block_seconds=BLOCK_SECONDS, progress=tick)
-        out = {}
-        for name, stem in zip(self.sources, est):
-            stem = convert.resample(stem, self.sample_rate, sample_rate)
-            out[name] = _fit_length(stem, wav.shape[-1])
-        return out
+        est = _fit_length(convert.resample(est, self.sample_rate, sample_rate), wav.shape[-1])
+        extender = self._extender(sample_rate)
+        if extender is not None:
+            full = convert.convert_channels(wav.float(), self.model.audio_channels)
+            band = _fit_length(convert.resample(mix, self.sample_rate, sample_rate), wav.shape[-1])
+            est = extender.process(est, full, band)
+        return dict(zip(self.sources, est))
 
     def separate_file(self, path: str | os.PathLike,
                       progress: Progress | None = None) -> dict[str, torch.Tensor]:
@@ -191,12 +210,14 @@ class Separator:
                 progress(min(0.99, done[0] / max(1, expected)), "separating")
 
         engine = self._engine(tick)
-        blocks = io.iter_blocks(path, BLOCK_SECONDS, sample_rate=self.sample_rate,
-                                channels=self.model.audio_channels)
-        with _StemWriters(targets, plan.names, in_rate, self.model.audio_channels, options,
-                          model_rate=self.sample_rate) as writers:
-            for est, mix in _aligned(engine, blocks):
-                writers.write(plan.make(est, mix))
+        channels = self.model.audio_channels
+        native = io.iter_blocks(path, BLOCK_SECONDS, channels=channels)
+        stream = _MixtureStream(native, in_rate, self.sample_rate, channels)
+        with _StemWriters(targets, plan, in_rate, channels, options, model_rate=self.sample_rate,
+                          extender=self._extender(in_rate)) as writers:
+            for est, mix in _aligned(engine, stream.blocks()):
+                writers.write(est, mix, stream)
+            writers.finish(stream)
             if progress:
                 progress(0.99, "writing")
             paths = writers.commit()
@@ -233,17 +254,63 @@ def _aligned(engine: ChunkedSeparation,
         yield est, take(est.shape[-1])
 
 
-class _StemWriters:
-    """Writes stems incrementally as float32 temp files beside the targets (tracking peaks),
-    then encodes each to its final format with the clip policy and renames it into place."""
+class _MixtureStream:
+    """The file's mixture at its own rate, block by block: ``blocks()`` yields it at the model's
+    rate for the engine, while :meth:`take` hands out the same samples at the file's rate, in
+    order, to whoever writes the stems (a FIFO: it holds what the engine has not caught up to)."""
 
-    def __init__(self, targets: dict[str, Path], names: tuple[str, ...], sample_rate: int,
-                 channels: int, options: OutputOptions, model_rate: int) -> None:
+    def __init__(self, native: Iterator[torch.Tensor], rate: int, model_rate: int,
+                 channels: int) -> None:
+        self.native, self.channels = native, channels
+        self.down = convert.StreamResampler(rate, model_rate, channels)
+        self.pending: list[torch.Tensor] = []
+
+    def blocks(self) -> Iterator[torch.Tensor]:
+        for block in self.native:
+            self.pending.append(block)
+            out = self.down.process(block)
+            if out.shape[-1]:
+                yield out
+        tail = self.down.flush()
+        if tail.shape[-1]:
+            yield tail
+
+    def take(self, n: int) -> torch.Tensor:
+        """The next ``n`` samples at the file's rate (zeros past its end)."""
+        out, need = [], n
+        while need and self.pending:
+            head = self.pending[0]
+            if head.shape[-1] <= need:
+                out.append(self.pending.pop(0))
+                need -= head.shape[-1]
+            else:
+                out.append(head[:, :need])
+                self.pending[0] = head[:, need:]
+                need = 0
+        if need:
+            out.append(torch.zeros(self.channels, need))
+        return torch.cat(out, -1)
+
+
+class _StemWriters:
+    """Brings the model's stems back to the file's rate (with band extension), makes the
+    plan's stems from them and the file's mixture, writes them incrementally as float32 temp
+    files beside the targets (tracking peaks), then encodes each to its final format with the
+    clip policy and renames it into place."""
+
+    def __init__(self, targets: dict[str, Path], plan: StemPlan, sample_rate: int,
+                 channels: int, options: OutputOptions, model_rate: int,
+                 extender: BandExtender | None = None) -> None:
+        names = plan.names
+        self.plan, self.extender = plan, extender
         self.targets = {n: Path(targets[n]) for n in names}
         self.sample_rate, self.channels, self.options = sample_rate, channels, options
         self.model_rate = model_rate
-        self.resamplers = {n: convert.StreamResampler(model_rate, sample_rate, channels)
-                           for n in names}
+        # one resampler per model source (the plan's stems may combine them), one for the
+        # model-rate mixture (the band the model saw, for the band extension)
+        self.resamplers = [convert.StreamResampler(model_rate, sample_rate, channels)
+                           for _ in plan.sources]
+        self.mix_resampler = convert.StreamResampler(model_rate, sample_rate, channels)
         self.temps: dict[str, Path] = {}
         self.writers: dict[str, io.AudioWriter] = {}
         self.peaks = dict.fromkeys(names, 0.0)
@@ -266,20 +333,29 @@ class _StemWriters:
             raise
         return self
 
-    def write(self, stems: dict[str, torch.Tensor]) -> None:
-        for name, block in stems.items():
-            block = self.resamplers[name].process(block)
-            if block.shape[-1]:
-                self.peaks[name] = max(self.peaks[name], float(block.abs().max()))
-                self.writers[name].write(block)
+    def write(self, est: torch.Tensor, mix: torch.Tensor, stream: _MixtureStream) -> None:
+        """est: (S, C, t) and mix: (C, t) at the model's rate, aligned."""
+        up = torch.stack([r.process(stem) for r, stem in zip(self.resamplers, est)])
+        self._emit(up, self.mix_resampler.process(mix), stream)
+
+    def finish(self, stream: _MixtureStream) -> None:
+        """Flush the resamplers: the last samples of every stem."""
+        up = torch.stack([r.flush() for r in self.resamplers])
+        self._emit(up, self.mix_resampler.flush(), stream)
+
+    def _emit(self, est: torch.Tensor, band: torch.Tensor, stream: _MixtureStream) -> None:
+        if not est.shape[-1]:
+            return
+        mix = stream.take(est.shape[-1])
+        if self.extender is not None:
+            est = self.extender.process(est, mix, band)
+        for name, block in self.plan.make(est, mix).items():
+            self.peaks[name] = max(self.peaks[name], float(block.abs().max()))
+            self.writers[name].write(block)
 
     def commit(self) -> dict[str, Path]:
-        for name, resampler in self.resamplers.items():
-            tail = resampler.flush()
-            if tail.shape[-1]:
-                self.peaks[name] = max(self.peaks[name], float(tail.abs().max()))
-                self.writers[name].write(tail)
-            self.writers[name].commit()
+        for writer in self.writers.values():
+            writer.commit()
         committed: list[Path] = []
         try:
             for name, target in self.targets.items():
