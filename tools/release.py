@@ -59,7 +59,9 @@ def _keep_from_entry(args: argparse.Namespace, entry: dict) -> None:
 
 def _scores(summary: dict) -> dict:
     out = {"dataset": summary.get("dataset"), "items": summary.get("items"),
-           "statistic": "median over items"}
+           "statistic": "median over items",
+           # stems given the mixture's band above the model's (summaries before it: off)
+           "band_extension": bool(summary.get("settings", {}).get("band_extension", False))}
     for source, per in summary["stems"].items():
         out[source] = {}
         for metric, entry in per.items():

@@ -229,29 +229,43 @@ class Separator:
 def _aligned(engine: ChunkedSeparation,
              blocks: Iterator[torch.Tensor]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Yield (estimate (S, C, t), mixture (C, t)) pairs aligned in time."""
-    pending: list[torch.Tensor] = []
+    pending = _Fifo()
+    for block in blocks:
+        pending.put(block)
+        est = engine.feed(block)
+        if est.shape[-1]:
+            yield est, pending.take(est.shape[-1])
+    est = engine.finish()
+    if est.shape[-1]:
+        yield est, pending.take(est.shape[-1])
 
-    def take(n: int) -> torch.Tensor:
+
+class _Fifo:
+    """(C, t) blocks in, any number of samples out, in order."""
+
+    def __init__(self, channels: int = 1) -> None:
+        self.blocks: list[torch.Tensor] = []
+        self.channels = channels
+
+    def put(self, block: torch.Tensor) -> None:
+        self.blocks.append(block)
+        self.channels = block.shape[0]
+
+    def take(self, n: int) -> torch.Tensor:
+        """The next ``n`` samples, zero-padded past the end of what was put."""
         out, need = [], n
-        while need:
-            head = pending[0]
+        while need and self.blocks:
+            head = self.blocks[0]
             if head.shape[-1] <= need:
-                out.append(pending.pop(0))
+                out.append(self.blocks.pop(0))
                 need -= head.shape[-1]
             else:
                 out.append(head[:, :need])
-                pending[0] = head[:, need:]
+                self.blocks[0] = head[:, need:]
                 need = 0
+        if need:
+            out.append(torch.zeros(self.channels, need))
         return torch.cat(out, -1)
-
-    for block in blocks:
-        pending.append(block)
-        est = engine.feed(block)
-        if est.shape[-1]:
-            yield est, take(est.shape[-1])
-    est = engine.finish()
-    if est.shape[-1]:
-        yield est, take(est.shape[-1])
 
 
 class _MixtureStream:
@@ -261,13 +275,13 @@ class _MixtureStream:
 
     def __init__(self, native: Iterator[torch.Tensor], rate: int, model_rate: int,
                  channels: int) -> None:
-        self.native, self.channels = native, channels
+        self.native = native
         self.down = convert.StreamResampler(rate, model_rate, channels)
-        self.pending: list[torch.Tensor] = []
+        self.pending = _Fifo(channels)
 
     def blocks(self) -> Iterator[torch.Tensor]:
         for block in self.native:
-            self.pending.append(block)
+            self.pending.put(block)
             out = self.down.process(block)
             if out.shape[-1]:
                 yield out
@@ -277,19 +291,7 @@ class _MixtureStream:
 
     def take(self, n: int) -> torch.Tensor:
         """The next ``n`` samples at the file's rate (zeros past its end)."""
-        out, need = [], n
-        while need and self.pending:
-            head = self.pending[0]
-            if head.shape[-1] <= need:
-                out.append(self.pending.pop(0))
-                need -= head.shape[-1]
-            else:
-                out.append(head[:, :need])
-                self.pending[0] = head[:, need:]
-                need = 0
-        if need:
-            out.append(torch.zeros(self.channels, need))
-        return torch.cat(out, -1)
+        return self.pending.take(n)
 
 
 class _StemWriters:
