@@ -6,8 +6,9 @@
 Each member (catalog name or checkpoint) separates every song once, unrefined, at its own rate;
 its raw estimates are cached (float16) so later runs reuse them. A bag's stems are then the
 weighted per-source average of the members' estimates, refined by soft masks as the ``Bag`` +
-``Refined`` pipeline does (here over the whole song rather than per chunk), and scored with the
-evaluator's SDR (median over songs). The search is one pass of coordinate descent: for each
+``Refined`` pipeline does (here over the whole song rather than per chunk), brought to the songs'
+rate with band extension (as ``Separator`` does by default; ``--no-band-extension``: without),
+and scored with the evaluator's SDR (median over songs). The search is one pass of coordinate descent: for each
 source, each member's weight is tried at every grid value while the others stay, and the best
 (by that source's median SDR) is kept. Members may estimate only some of the first member's
 sources (a vocals/accompaniment model contributes its vocals). Writes ``weights.json`` (the
@@ -30,6 +31,7 @@ import torch
 
 from unweave.audio import convert
 from unweave.data.common import write_text_atomic
+from unweave.dsp.bandext import BandExtender
 from unweave.dsp.postfilter import fft_size, soft_mask_refine
 from unweave.evaluate import find_items, load_item, safe_name, score_item
 from unweave.inference.separator import Separator
@@ -69,6 +71,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spatial", action="store_true", help="refine with per-source spatial "
                         "covariances (soft_mask_refine(spatial=True)), as a catalog entry with "
                         "\"refine\": \"spatial\" does")
+    parser.add_argument("--sources", help="comma-separated sources whose weights are searched "
+                        "(default: all)")
+    parser.add_argument("--band-extension", action=argparse.BooleanOptionalAction, default=True,
+                        help="extend the stems above the model's band, as the separator does "
+                        "by default")
     parser.add_argument("--out", type=Path, default=Path("reports/bag_weights"))
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -83,6 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     for m, sep in zip(args.members, separators, strict=True):
         if sep.sample_rate != rate_model:
             raise SystemExit(f"{m}: sample rate {sep.sample_rate}, the bag's is {rate_model}")
+    searched = set(args.sources.split(",")) if args.sources else set(sources)
+    if searched - set(sources):
+        raise SystemExit(f"--sources: not a source: {', '.join(sorted(searched - set(sources)))}")
     items, _ = find_items(args.corpus, args.split)
     loaded = {it.name: load_item(it, sources, channels) for it in items}
     rate = next(iter(loaded.values())).sample_rate
@@ -107,6 +117,10 @@ def main(argv: list[str] | None = None) -> int:
                         acc[i] += float(share[k, i]) * est[name][m_sources.index(s)]
             refined = soft_mask_refine(mix_model[name], acc, n_fft, spatial=args.spatial)
             back = convert.resample(refined, rate_model, rate)[..., : x.mixture.shape[-1]]
+            if args.band_extension:
+                band = convert.resample(mix_model[name], rate_model, rate)[..., : back.shape[-1]]
+                extender = BandExtender(len(sources), channels, rate_model, rate)
+                back = extender.process(back, x.mixture[..., : back.shape[-1]], band)
             scores = score_item(x, back, sources, ("sdr",), oracle=False)["scores"]
             for s in sources:
                 value = scores[s]["sdr"]["estimate"]
@@ -119,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     trials.append(("start", weights.tolist(), best))
     print(f"start {best}", file=sys.stderr)
     for i, s in enumerate(sources):
+        if s not in searched:
+            continue
         for k in range(len(members)):
             if not has[k, i] or args.members[k] not in tune:
                 continue
@@ -145,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     write_text_atomic(args.out / "search.csv", buf.getvalue())
     result = {"corpus": args.corpus, "split": args.split, "members": args.members,
               "weights": weights.tolist(), "sdr_median": final,
-              "spatial": args.spatial,
+              "spatial": args.spatial, "band_extension": args.band_extension,
               "note": "whole-song refinement; weights chosen on these songs"}
     write_text_atomic(args.out / "weights.json", json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
