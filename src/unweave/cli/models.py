@@ -72,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
         if r["trained"]:
             refine = (f"; stems refined by {REFINE_TEXT[r['refine']]} (--no-refine: raw)"
                       if r["refine"] else "")
+            if r["scores"].get("band_extension"):
+                refine += f"; scored with band extension above {r['sample_rate'] // 2} Hz"
             print(f"{r['name']}: data: {r['data']}; license: {r['license']}; "
                   f"scores: {_score_text(r['scores'])}{refine}")
         else:
