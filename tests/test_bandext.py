@@ -112,3 +112,16 @@ def test_separator_stems_sum_to_the_full_band_file_in_memory_and_streaming(tmp_p
         np.testing.assert_allclose(written.T, stems[name].numpy(), atol=1e-5)
     plain = Separator(Shares(sample_rate=MODEL_RATE), band_extension=False).separate_tensor(mix, RATE)
     assert band_energy(plain["a"] + plain["b"], 13000, 19000) < 1e-4 * band_energy(mix, 13000, 19000)
+
+
+def test_long_calls_are_processed_in_pieces_with_the_same_result(monkeypatch):
+    import unweave.dsp.bandext as bandext
+
+    gen = torch.Generator().manual_seed(2)
+    mix = 0.1 * torch.randn(2, 20000, generator=gen)
+    band = band_of(mix)
+    stems = torch.stack([0.4 * band, 0.6 * band]) + 0.01 * torch.randn(2, 2, 20000, generator=gen)
+    whole = BandExtender(2, 2, MODEL_RATE, RATE).process(stems, mix, band)
+    monkeypatch.setattr(bandext, "PIECE_SECONDS", 0.05)  # 2205-sample pieces
+    pieces = BandExtender(2, 2, MODEL_RATE, RATE).process(stems, mix, band)
+    torch.testing.assert_close(pieces, whole, atol=1e-6, rtol=0)

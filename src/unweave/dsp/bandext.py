@@ -33,6 +33,8 @@ SMOOTHING_SECONDS = 0.01
 #: weight of the broadband envelope against the guide band's (decides where the guide is silent)
 BROADBAND_FLOOR = 1e-3
 _TINY = 1e-30
+#: longest piece processed at once (its float64 temporaries are ~100 MB for 4 stereo stems)
+PIECE_SECONDS = 5.0
 
 
 class BandExtender:
@@ -77,6 +79,11 @@ class BandExtender:
         if stems.shape[:2] != (self.sources, self.channels):
             raise ValueError(f"expected stems of shape ({self.sources}, {self.channels}, t), "
                              f"got {tuple(stems.shape)}")
+        step = max(1, int(PIECE_SECONDS * self.sample_rate))
+        if stems.shape[-1] > step:  # bounded temporaries; the carried state makes it seamless
+            return torch.cat([self.process(stems[..., i:i + step], mix[..., i:i + step],
+                                           mix_band[..., i:i + step])
+                              for i in range(0, stems.shape[-1], step)], -1)
         length = stems.shape[-1]
         flat = stems.detach().to("cpu", torch.float32).reshape(-1, length).numpy()
         guide, self._hp_state = signal.sosfilt(self._sos, flat, axis=-1, zi=self._hp_state)
