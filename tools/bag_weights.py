@@ -98,6 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     rate = next(iter(loaded.values())).sample_rate
     n_fft = fft_size(rate_model)
     mix_model = {n: convert.resample(x.mixture, rate, rate_model) for n, x in loaded.items()}
+    # the band the model saw, at the songs' rate (for the band extension; once per song)
+    mix_band = {n: convert.resample(m, rate_model, rate)[..., : loaded[n].mixture.shape[-1]]
+                for n, m in mix_model.items()} if args.band_extension else {}
     members = [member_estimates(m, sep, mix_model, args.cache)
                for m, sep in zip(args.members, separators, strict=True)]
     has = np.array([[s in ms for s in sources] for ms, _ in members], dtype=float)
@@ -118,9 +121,9 @@ def main(argv: list[str] | None = None) -> int:
             refined = soft_mask_refine(mix_model[name], acc, n_fft, spatial=args.spatial)
             back = convert.resample(refined, rate_model, rate)[..., : x.mixture.shape[-1]]
             if args.band_extension:
-                band = convert.resample(mix_model[name], rate_model, rate)[..., : back.shape[-1]]
+                n = back.shape[-1]
                 extender = BandExtender(len(sources), channels, rate_model, rate)
-                back = extender.process(back, x.mixture[..., : back.shape[-1]], band)
+                back = extender.process(back, x.mixture[..., :n], mix_band[name][..., :n])
             scores = score_item(x, back, sources, ("sdr",), oracle=False)["scores"]
             for s in sources:
                 value = scores[s]["sdr"]["estimate"]

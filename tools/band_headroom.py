@@ -27,7 +27,9 @@ import torch
 from scipy.signal import butter, sosfiltfilt
 
 from unweave import metrics as M
+from unweave.audio import convert
 from unweave.data.common import write_text_atomic
+from unweave.dsp.bandext import BandExtender
 from unweave.evaluate import SILENT_POWER, find_items, load_item
 from unweave.inference.separator import Separator
 
@@ -43,7 +45,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help="per-item results (JSON)")
     args = parser.parse_args(argv)
     separator = Separator(args.model, jobs=2, band_extension=False)
-    extender = Separator(separator.model, jobs=2)  # the same model, band extension on
     sources, model_rate = separator.sources, separator.sample_rate
     items, _ = find_items(args.dataset, args.split)
     results: dict[str, dict] = {}
@@ -52,13 +53,18 @@ def main(argv: list[str] | None = None) -> int:
         rate, refs = loaded.sample_rate, loaded.references.float()
         with torch.inference_mode():
             stems = separator.separate_tensor(loaded.mixture, rate)
-            extended = extender.separate_tensor(loaded.mixture, rate)
         est = torch.stack([stems[s] for s in sources]).float()
+        # the extension as Separator applies it, on the same stems (no second separation)
+        band = convert.resample(convert.resample(loaded.mixture, rate, model_rate), model_rate,
+                                rate)[..., : est.shape[-1]]
+        band = torch.nn.functional.pad(band, (0, est.shape[-1] - band.shape[-1]))
+        extended = BandExtender(len(sources), est.shape[1], model_rate, rate).process(
+            est, loaded.mixture.float(), band)
         refs_np = refs.double().numpy()  # the filter and every condition's SDR read it
         sos = butter(8, 0.95 * model_rate / 2, "highpass", fs=rate, output="sos")
         high = torch.from_numpy(sosfiltfilt(sos, refs_np, axis=-1).copy()).float()
         sets = {"model": est, "ideal_band": est + high,
-                "extended": torch.stack([extended[s] for s in sources]).float()}
+                "extended": extended}
         silent = (refs ** 2).mean(dim=(-2, -1)) < SILENT_POWER
         row: dict[str, list] = {
             "band_share": [None if silent[i] else float(high[i].square().sum()

@@ -144,9 +144,10 @@ class Separator:
         return int(self.model.sample_rate)
 
     def _extender(self, sample_rate: int) -> BandExtender | None:
-        extender = BandExtender(len(self.sources), self.model.audio_channels, self.sample_rate,
-                                sample_rate)
-        return extender if self.band_extension and extender.active else None
+        if not self.band_extension or sample_rate <= self.sample_rate:
+            return None
+        return BandExtender(len(self.sources), self.model.audio_channels, self.sample_rate,
+                            sample_rate)
 
     def _engine(self, progress: Callable[[int], None] | None = None) -> ChunkedSeparation:
         return ChunkedSeparation(self.model, segment=self.segment, overlap=self.chunk_overlap,
@@ -159,8 +160,8 @@ class Separator:
         """wav: (C, T) at ``sample_rate`` -> {source: (C_model, T)} at ``sample_rate``."""
         if wav.dim() == 1:
             wav = wav[None]
-        mix = convert.convert_channels(wav.float(), self.model.audio_channels)
-        mix = convert.resample(mix, sample_rate, self.sample_rate)
+        full = convert.convert_channels(wav.float(), self.model.audio_channels)
+        mix = convert.resample(full, sample_rate, self.sample_rate)
         total = max(1, mix.shape[-1])
         done = [0]
 
@@ -175,7 +176,6 @@ class Separator:
         est = _fit_length(convert.resample(est, self.sample_rate, sample_rate), wav.shape[-1])
         extender = self._extender(sample_rate)
         if extender is not None:
-            full = convert.convert_channels(wav.float(), self.model.audio_channels)
             band = _fit_length(convert.resample(mix, self.sample_rate, sample_rate), wav.shape[-1])
             est = extender.process(est, full, band)
         return dict(zip(self.sources, est))
@@ -307,12 +307,12 @@ class _StemWriters:
         self.plan, self.extender = plan, extender
         self.targets = {n: Path(targets[n]) for n in names}
         self.sample_rate, self.channels, self.options = sample_rate, channels, options
-        self.model_rate = model_rate
-        # one resampler per model source (the plan's stems may combine them), one for the
-        # model-rate mixture (the band the model saw, for the band extension)
+        # one resampler per model source (the plan's stems may combine them), and with band
+        # extension one for the model-rate mixture (the band the model saw)
         self.resamplers = [convert.StreamResampler(model_rate, sample_rate, channels)
                            for _ in plan.sources]
-        self.mix_resampler = convert.StreamResampler(model_rate, sample_rate, channels)
+        self.mix_resampler = (convert.StreamResampler(model_rate, sample_rate, channels)
+                              if extender is not None else None)
         self.temps: dict[str, Path] = {}
         self.writers: dict[str, io.AudioWriter] = {}
         self.peaks = dict.fromkeys(names, 0.0)
@@ -338,14 +338,14 @@ class _StemWriters:
     def write(self, est: torch.Tensor, mix: torch.Tensor, stream: _MixtureStream) -> None:
         """est: (S, C, t) and mix: (C, t) at the model's rate, aligned."""
         up = torch.stack([r.process(stem) for r, stem in zip(self.resamplers, est)])
-        self._emit(up, self.mix_resampler.process(mix), stream)
+        self._emit(up, self.mix_resampler.process(mix) if self.mix_resampler else None, stream)
 
     def finish(self, stream: _MixtureStream) -> None:
         """Flush the resamplers: the last samples of every stem."""
         up = torch.stack([r.flush() for r in self.resamplers])
-        self._emit(up, self.mix_resampler.flush(), stream)
+        self._emit(up, self.mix_resampler.flush() if self.mix_resampler else None, stream)
 
-    def _emit(self, est: torch.Tensor, band: torch.Tensor, stream: _MixtureStream) -> None:
+    def _emit(self, est: torch.Tensor, band: torch.Tensor | None, stream: _MixtureStream) -> None:
         if not est.shape[-1]:
             return
         mix = stream.take(est.shape[-1])
