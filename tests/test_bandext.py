@@ -125,3 +125,23 @@ def test_long_calls_are_processed_in_pieces_with_the_same_result(monkeypatch):
     monkeypatch.setattr(bandext, "PIECE_SECONDS", 0.05)  # 2205-sample pieces
     pieces = BandExtender(2, 2, MODEL_RATE, RATE).process(stems, mix, band)
     torch.testing.assert_close(pieces, whole, atol=1e-6, rtol=0)
+
+
+def test_the_stem_writer_in_short_pieces_writes_the_same_files(tmp_path, monkeypatch):
+    import unweave.inference.separator as separator
+    from unweave.inference.separator import OutputOptions, Separator
+
+    mix = 0.3 * tone(440, seconds=1.3) + 0.2 * tone(16000, seconds=1.3)
+    path = tmp_path / "mix.wav"
+    sf.write(path, mix.numpy().T, RATE, subtype="FLOAT")
+    sep = Separator(Shares(sample_rate=MODEL_RATE))
+    options = OutputOptions(subtype="FLOAT", clip="none", two_stems="a")
+    whole = sep.separate_to_files(path, tmp_path / "whole", options=options)
+    monkeypatch.setattr(separator, "WRITE_PIECE_SECONDS", 0.07)  # 18 pieces per block
+    pieces = sep.separate_to_files(path, tmp_path / "pieces", options=options)
+    for name in ("a", "no_a"):
+        a, _ = sf.read(whole[name], always_2d=True)
+        b, _ = sf.read(pieces[name], always_2d=True)
+        assert a.shape == b.shape == (mix.shape[-1], 2)
+        np.testing.assert_allclose(b, a, atol=1e-6, rtol=0)
+        assert np.abs(a).max() > 0.01

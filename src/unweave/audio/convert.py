@@ -64,11 +64,13 @@ def resample(wav: Tensor, from_rate: int, to_rate: int) -> Tensor:
     flat = wav.detach().reshape(-1, length).to("cpu", torch.float32)  # (K, T), K = prod(lead)
     if length == 0 or flat.shape[0] == 0:
         return torch.zeros(*lead, out_length, dtype=torch.float32, device=wav.device)
-    frames = np.ascontiguousarray(flat.numpy().T)  # (T, K): soxr wants time first
-    out = soxr.resample(frames, from_rate, to_rate, quality=SOXR_QUALITY)
-    out = np.asarray(out, dtype=np.float32).reshape(-1, flat.shape[0])
-    out = _fit_length(out, out_length)  # soxr already gives out_length; guard it
-    return torch.from_numpy(np.ascontiguousarray(out.T)).reshape(*lead, out_length).to(wav.device)
+    # one row at a time: soxr takes a (T,) row as it lies in memory, where a (T, K) frame array
+    # would need a transposed copy each way (2.7x slower for 8 rows of 180 s; same samples)
+    out = np.empty((flat.shape[0], out_length), dtype=np.float32)
+    for row, samples in zip(out, flat.numpy()):
+        row[:] = _fit_row(soxr.resample(samples, from_rate, to_rate, quality=SOXR_QUALITY),
+                          out_length)  # soxr already gives out_length; guard it
+    return torch.from_numpy(out).reshape(*lead, out_length).to(wav.device)
 
 
 class StreamResampler:
@@ -86,10 +88,10 @@ class StreamResampler:
             raise ValueError(f"sample rates must be positive, got {from_rate} -> {to_rate}")
         self._stream = None
         if self.from_rate != self.to_rate:
-            self._stream = soxr.ResampleStream(
-                self.from_rate, self.to_rate, self.channels, dtype="float32",
-                quality=SOXR_QUALITY,
-            )
+            # one mono stream per channel: rows go in as they lie in memory (see resample)
+            self._stream = [soxr.ResampleStream(self.from_rate, self.to_rate, 1,
+                                                dtype="float32", quality=SOXR_QUALITY)
+                            for _ in range(self.channels)]
         self.consumed = self.emitted = 0
         self._flushed = False
 
@@ -103,10 +105,11 @@ class StreamResampler:
         if self._stream is None:
             self.emitted += block.shape[-1]
             return block
-        frames = np.ascontiguousarray(block.detach().to("cpu", torch.float32).numpy().T)
-        out = self._stream.resample_chunk(frames, last=False)  # (t', C)
-        self.emitted += out.shape[0]
-        return torch.from_numpy(np.ascontiguousarray(out.T)).to(block.device)
+        rows = block.detach().to("cpu", torch.float32).numpy()
+        out = np.stack([s.resample_chunk(np.ascontiguousarray(r), last=False)
+                        for s, r in zip(self._stream, rows)])  # (C, t')
+        self.emitted += out.shape[1]
+        return torch.from_numpy(out).to(block.device)
 
     def flush(self) -> Tensor:
         """The remaining ``(C, t'')`` samples; brings the total to the exact length."""
@@ -115,19 +118,19 @@ class StreamResampler:
         self._flushed = True
         if self._stream is None:
             return torch.zeros(self.channels, 0)
-        tail = self._stream.resample_chunk(np.zeros((0, self.channels), np.float32), last=True)
-        want = resampled_length(self.consumed, self.from_rate, self.to_rate) - self.emitted
-        tail = _fit_length(np.asarray(tail, np.float32).reshape(-1, self.channels), max(0, want))
-        self.emitted += tail.shape[0]
-        return torch.from_numpy(np.ascontiguousarray(tail.T))
+        want = max(0, resampled_length(self.consumed, self.from_rate, self.to_rate) - self.emitted)
+        tail = np.stack([_fit_row(s.resample_chunk(np.zeros(0, np.float32), last=True), want)
+                         for s in self._stream])  # (C, want)
+        self.emitted += want
+        return torch.from_numpy(tail)
 
 
-def _fit_length(frames: np.ndarray, length: int) -> np.ndarray:
-    """Trim or zero-pad ``frames: (T, K)`` to ``length`` rows."""
-    if frames.shape[0] >= length:
-        return frames[:length]
-    pad = np.zeros((length - frames.shape[0], frames.shape[1]), dtype=frames.dtype)
-    return np.concatenate([frames, pad], axis=0)
+def _fit_row(samples: np.ndarray, length: int) -> np.ndarray:
+    """Trim or zero-pad one channel ``samples: (T,)`` to ``length`` float32 samples."""
+    samples = np.asarray(samples, dtype=np.float32).reshape(-1)
+    if samples.shape[0] >= length:
+        return samples[:length]
+    return np.concatenate([samples, np.zeros(length - samples.shape[0], np.float32)])
 
 
 def convert_channels(wav: Tensor, channels: int) -> Tensor:

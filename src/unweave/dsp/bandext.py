@@ -33,7 +33,7 @@ SMOOTHING_SECONDS = 0.01
 #: weight of the broadband envelope against the guide band's (decides where the guide is silent)
 BROADBAND_FLOOR = 1e-3
 _TINY = 1e-30
-#: longest piece processed at once (its float64 temporaries are ~100 MB for 4 stereo stems)
+#: longest piece processed at once (its float32 temporaries are ~50 MB for 4 stereo stems)
 PIECE_SECONDS = 5.0
 
 
@@ -64,12 +64,14 @@ class BandExtender:
         rows = self.sources * self.channels
         if not self.active:
             return
+        # float32 throughout (filters, states, envelopes): the weights need no more, and float64
+        # temporaries of 4 stereo stems cost twice the time and memory
         self._sos = signal.butter(4, guide * self.model_rate / 2, "highpass", fs=self.sample_rate,
-                                  output="sos")
-        self._hp_state = np.zeros((self._sos.shape[0], rows, 2))
+                                  output="sos").astype(np.float32)
+        self._hp_state = np.zeros((self._sos.shape[0], rows, 2), np.float32)
         pole = float(np.exp(-1.0 / (smoothing * self.sample_rate)))
-        self._env = (np.array([1.0 - pole]), np.array([1.0, -pole]))
-        self._env_state = np.zeros((rows, 1))
+        self._env = (np.array([1.0 - pole], np.float32), np.array([1.0, -pole], np.float32))
+        self._env_state = np.zeros((rows, 1), np.float32)
 
     def process(self, stems: torch.Tensor, mix: torch.Tensor, mix_band: torch.Tensor) -> torch.Tensor:
         """stems: (S, C, t) model stems at ``sample_rate``; mix: (C, t) the mixture;
@@ -79,20 +81,25 @@ class BandExtender:
         if stems.shape[:2] != (self.sources, self.channels):
             raise ValueError(f"expected stems of shape ({self.sources}, {self.channels}, t), "
                              f"got {tuple(stems.shape)}")
-        step = max(1, int(PIECE_SECONDS * self.sample_rate))
-        if stems.shape[-1] > step:  # bounded temporaries; the carried state makes it seamless
-            return torch.cat([self.process(stems[..., i:i + step], mix[..., i:i + step],
-                                           mix_band[..., i:i + step])
-                              for i in range(0, stems.shape[-1], step)], -1)
         length = stems.shape[-1]
-        flat = stems.detach().to("cpu", torch.float32).reshape(-1, length).numpy()
-        guide, self._hp_state = signal.sosfilt(self._sos, flat, axis=-1, zi=self._hp_state)
+        out = stems.detach().to("cpu", torch.float32).clone()  # (S, C, t), extended in place
+        rows = out.numpy().reshape(-1, length)  # (S * C, t), a view of out
+        residual = (mix - mix_band).detach().to("cpu", torch.float32).numpy()  # (C, t)
+        step = max(1, int(PIECE_SECONDS * self.sample_rate))
+        for i in range(0, length, step):  # bounded temporaries; the carried state is seamless
+            self._piece(rows[:, i:i + step], residual[:, i:i + step])
+        return out.to(stems.device, stems.dtype)
+
+    def _piece(self, rows: np.ndarray, residual: np.ndarray) -> None:
+        """Add each stem's share of ``residual`` (C, t) to ``rows`` (S * C, t), in place."""
+        length = rows.shape[-1]
+        guide, self._hp_state = signal.sosfilt(self._sos, rows, axis=-1, zi=self._hp_state)
         # the envelope filter is linear: one pass over guide + floor * broadband energies
-        power = guide * guide
-        power += BROADBAND_FLOOR * np.square(flat, dtype=np.float64)
+        power = np.square(guide, out=guide)
+        power += BROADBAND_FLOOR * np.square(rows)
         env, self._env_state = signal.lfilter(*self._env, power, axis=-1, zi=self._env_state)
-        score = env.reshape(self.sources, self.channels, length).astype(np.float32)
+        score = env.reshape(self.sources, self.channels, length)
         score += _TINY
         score /= score.sum(0, keepdims=True)  # the weights
-        score *= (mix - mix_band).detach().to("cpu", torch.float32).numpy()[None]
-        return stems + torch.from_numpy(score).to(stems.device, stems.dtype)
+        score *= residual[None]
+        rows += score.reshape(rows.shape)

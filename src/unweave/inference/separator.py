@@ -33,6 +33,8 @@ from .refine import Refined, refine_mode
 
 Progress = Callable[[float, str], None]  # (fraction done in [0, 1], stage)
 BLOCK_SECONDS = 30.0
+#: the stem writer brings back, extends and writes the stems of a block in pieces this long
+WRITE_PIECE_SECONDS = 5.0
 FORMATS = {"wav": "wav", "flac": "flac", "mp3": "mp3"}
 SUBTYPES = ("PCM_16", "PCM_24", "FLOAT")
 
@@ -307,6 +309,7 @@ class _StemWriters:
         self.plan, self.extender = plan, extender
         self.targets = {n: Path(targets[n]) for n in names}
         self.sample_rate, self.channels, self.options = sample_rate, channels, options
+        self.model_rate = model_rate
         # one resampler per model source (the plan's stems may combine them), and with band
         # extension one for the model-rate mixture (the band the model saw)
         self.resamplers = [convert.StreamResampler(model_rate, sample_rate, channels)
@@ -336,9 +339,17 @@ class _StemWriters:
         return self
 
     def write(self, est: torch.Tensor, mix: torch.Tensor, stream: _MixtureStream) -> None:
-        """est: (S, C, t) and mix: (C, t) at the model's rate, aligned."""
-        up = torch.stack([r.process(stem) for r, stem in zip(self.resamplers, est)])
-        self._emit(up, self.mix_resampler.process(mix) if self.mix_resampler else None, stream)
+        """est: (S, C, t) and mix: (C, t) at the model's rate, aligned.
+
+        Taken in pieces of WRITE_PIECE_SECONDS: every stage after the model (resampling, band
+        extension, the plan's stems) keeps its own state, so pieces give the same samples as
+        the whole block, and their temporaries are those of a few seconds, not of a block."""
+        step = max(1, int(WRITE_PIECE_SECONDS * self.model_rate))
+        for i in range(0, est.shape[-1], step):
+            up = torch.stack([r.process(stem[..., i:i + step])
+                              for r, stem in zip(self.resamplers, est)])
+            band = self.mix_resampler.process(mix[..., i:i + step]) if self.mix_resampler else None
+            self._emit(up, band, stream)
 
     def finish(self, stream: _MixtureStream) -> None:
         """Flush the resamplers: the last samples of every stem."""
