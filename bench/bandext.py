@@ -3,8 +3,8 @@
 
 Times, on a stereo clip of --seconds at 44.1 kHz with --sources stems, blocks of 30 s as
 `Separator.separate_to_files` feeds them: (a) taking the mixture to 22.05 kHz and back (the band
-the model saw), (b) `BandExtender.process`. bench/speed.py's model timings run at the model's
-rate and include neither. Usage: python bench/bandext.py [--seconds 180] [--sources 4]
+the model saw), (b) `BandExtender.process`. bench/speed.py's catalog timings include both (they
+separate a 44.1 kHz clip through `Separator`). Usage: python bench/bandext.py [--seconds 180] [--sources 4]
 [--repeats 3]. Writes bench/results/bandext.json.
 """
 
