@@ -398,3 +398,22 @@ def test_stream_resampler_matches_whole(from_rate, to_rate):
     assert torch.allclose(joined, whole, atol=1e-5)
     with pytest.raises(RuntimeError):
         resampler.flush()
+
+
+def test_resample_gives_the_same_samples_on_one_thread_or_several():
+    import soxr
+
+    gen = torch.Generator().manual_seed(5)
+    wav = torch.randn(3, 2, 80000, generator=gen)  # long enough for the thread pool
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        pooled = convert.resample(wav, 22050, 44100)
+        torch.set_num_threads(1)
+        serial = convert.resample(wav, 22050, 44100)
+    finally:
+        torch.set_num_threads(before)
+    assert pooled.shape == (3, 2, convert.resampled_length(80000, 22050, 44100))
+    assert torch.equal(pooled, serial)
+    direct = soxr.resample(wav[1, 0].numpy(), 22050, 44100, quality="HQ")
+    np.testing.assert_array_equal(pooled[1, 0].numpy(), direct)
