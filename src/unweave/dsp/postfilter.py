@@ -185,14 +185,14 @@ class _StereoWiener:
         (``sum_j v_j R_j z = X - ridge z``, so the stems sum to the mixture exactly)."""
         m0, m1 = self.masks.select(-4, j).unbind(-3)  # (..., F, N)
         v = (m0 * self.a0 + m1 * self.a1) / 2
-        m0, m1 = m0 * self.ridge, m1 * self.ridge  # copies: the masks are not changed
         r00, r11, r01 = (r.select(-3, j) for r in (self.r00, self.r11, self.r01))  # (..., F, 1)
+        # out_0 = (v r00 + ridge m0) z0 + v r01 z1,  out_1 = (v r11 + ridge m1) z1 + conj(v r01) z0:
+        # two real gains and one complex one (v is real), each used where it is made
+        cross = r01 * v  # (..., F, N) complex
         out = torch.empty((*v.shape[:-2], 2, *v.shape[-2:]), dtype=self.z0.dtype,
                           device=v.device)
         out0, out1 = out.unbind(-3)
-        # in place, into one buffer: each temporary here is a whole complex spectrogram
-        torch.mul(self.z0, r00, out=out0).add_(self.z1 * r01).mul_(v)
-        out0.add_(self.z0 * m0)
-        torch.mul(self.z1, r11, out=out1).add_(self.z0 * r01.conj()).mul_(v)
-        out1.add_(self.z1 * m1)
+        torch.mul(self.z0, torch.addcmul(m0 * self.ridge, v, r00), out=out0).add_(self.z1 * cross)
+        torch.mul(self.z1, torch.addcmul(m1 * self.ridge, v, r11), out=out1).add_(
+            self.z0 * cross.conj())
         return out
