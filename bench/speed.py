@@ -147,7 +147,8 @@ def main() -> None:
             row["speedup_per_round"] = [round(r, 2) for r in ratios]
             row["median_speedup_per_round"] = round(statistics.median(ratios), 2)
     result = {"benchmark": "separation speed", "clip_seconds": args.seconds, "threads": args.threads,
-              "catalog_input_rate": args.rate, "warmup_seconds": WARMUP_SECONDS, "repeats": args.repeats, "machine": platform.machine(), "cpu_count": os.cpu_count(),
+              "catalog_input_rate": args.rate, "warmup_seconds": WARMUP_SECONDS,
+              "repeats": args.repeats, "machine": platform.machine(), "cpu_count": os.cpu_count(),
               "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"), "runs": rows}
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

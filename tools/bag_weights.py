@@ -31,7 +31,7 @@ import torch
 
 from unweave.audio import convert
 from unweave.data.common import write_text_atomic
-from unweave.dsp.bandext import BandExtender
+from unweave.dsp.bandext import band_seen, extend_stems
 from unweave.dsp.postfilter import fft_size, soft_mask_refine
 from unweave.evaluate import find_items, load_item, safe_name, score_item
 from unweave.inference.separator import Separator
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     n_fft = fft_size(rate_model)
     mix_model = {n: convert.resample(x.mixture, rate, rate_model) for n, x in loaded.items()}
     # the band the model saw, at the songs' rate (for the band extension; once per song)
-    mix_band = {n: convert.resample(m, rate_model, rate)[..., : loaded[n].mixture.shape[-1]]
+    mix_band = {n: band_seen(m, rate_model, rate, loaded[n].mixture.shape[-1])
                 for n, m in mix_model.items()} if args.band_extension else {}
     members = [member_estimates(m, sep, mix_model, args.cache)
                for m, sep in zip(args.members, separators, strict=True)]
@@ -121,9 +121,7 @@ def main(argv: list[str] | None = None) -> int:
             refined = soft_mask_refine(mix_model[name], acc, n_fft, spatial=args.spatial)
             back = convert.resample(refined, rate_model, rate)[..., : x.mixture.shape[-1]]
             if args.band_extension:
-                n = back.shape[-1]
-                extender = BandExtender(len(sources), channels, rate_model, rate)
-                back = extender.process(back, x.mixture[..., :n], mix_band[name][..., :n])
+                back = extend_stems(back, x.mixture, mix_band[name], rate_model, rate)
             scores = score_item(x, back, sources, ("sdr",), oracle=False)["scores"]
             for s in sources:
                 value = scores[s]["sdr"]["estimate"]

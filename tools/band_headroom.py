@@ -29,7 +29,7 @@ from scipy.signal import butter, sosfiltfilt
 from unweave import metrics as M
 from unweave.audio import convert
 from unweave.data.common import write_text_atomic
-from unweave.dsp.bandext import BandExtender
+from unweave.dsp.bandext import band_seen, extend_stems
 from unweave.evaluate import SILENT_POWER, find_items, load_item
 from unweave.inference.separator import Separator
 
@@ -55,11 +55,9 @@ def main(argv: list[str] | None = None) -> int:
             stems = separator.separate_tensor(loaded.mixture, rate)
         est = torch.stack([stems[s] for s in sources]).float()
         # the extension as Separator applies it, on the same stems (no second separation)
-        band = convert.resample(convert.resample(loaded.mixture, rate, model_rate), model_rate,
-                                rate)[..., : est.shape[-1]]
-        band = torch.nn.functional.pad(band, (0, est.shape[-1] - band.shape[-1]))
-        extended = BandExtender(len(sources), est.shape[1], model_rate, rate).process(
-            est, loaded.mixture.float(), band)
+        band = band_seen(convert.resample(loaded.mixture, rate, model_rate), model_rate, rate,
+                         est.shape[-1])
+        extended = extend_stems(est, loaded.mixture.float(), band, model_rate, rate)
         refs_np = refs.double().numpy()  # the filter and every condition's SDR read it
         sos = butter(8, 0.95 * model_rate / 2, "highpass", fs=rate, output="sos")
         high = torch.from_numpy(sosfiltfilt(sos, refs_np, axis=-1).copy()).float()

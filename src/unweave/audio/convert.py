@@ -69,13 +69,13 @@ def resample(wav: Tensor, from_rate: int, to_rate: int) -> Tensor:
         return torch.zeros(*lead, out_length, dtype=torch.float32, device=wav.device)
     # one row at a time: soxr takes a (T,) row as it lies in memory, where a (T, K) frame array
     # would need a transposed copy each way (2.7x slower for 8 rows of 180 s; same samples)
-    out = np.empty((flat.shape[0], out_length), dtype=np.float32)
+    rows = flat.numpy()
+    out = np.empty((len(rows), out_length), dtype=np.float32)
 
     def one(i: int) -> None:
         out[i] = _fit_row(soxr.resample(rows[i], from_rate, to_rate, quality=SOXR_QUALITY),
                           out_length)  # soxr already gives out_length; guard it
 
-    rows = flat.numpy()
     workers = min(len(rows), torch.get_num_threads())
     if workers > 1 and length >= _PARALLEL_MIN_LENGTH:
         # soxr releases the GIL: rows on torch's threads (2 threads: 8 rows of 180 s in half the

@@ -24,7 +24,10 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from scipy import signal
+
+from ..audio import convert
 
 #: guide band: from this fraction of the model's Nyquist frequency up to its band edge
 GUIDE_FRACTION = 0.6
@@ -103,3 +106,22 @@ class BandExtender:
         score /= score.sum(0, keepdims=True)  # the weights
         score *= residual[None]
         rows += score.reshape(rows.shape)
+
+
+def band_seen(mixture_model: torch.Tensor, model_rate: int, sample_rate: int,
+              length: int) -> torch.Tensor:
+    """The mixture as the model heard it, at ``sample_rate``: ``mixture_model`` (C, t) at
+    ``model_rate`` resampled and trimmed or zero-padded to ``length`` samples -> (C, length).
+    The ``mix_band`` argument of :meth:`BandExtender.process` for a whole signal."""
+    band = convert.resample(mixture_model, model_rate, sample_rate)[..., :length]
+    return F.pad(band, (0, length - band.shape[-1]))
+
+
+def extend_stems(stems: torch.Tensor, mixture: torch.Tensor, band: torch.Tensor,
+                 model_rate: int, sample_rate: int) -> torch.Tensor:
+    """Band extension of whole stems in one call: stems (S, C, T) and the mixture (C, >= T) at
+    ``sample_rate``, ``band`` from :func:`band_seen` -> (S, C, T). Unchanged when
+    ``sample_rate <= model_rate``."""
+    length = stems.shape[-1]
+    extender = BandExtender(stems.shape[0], stems.shape[1], model_rate, sample_rate)
+    return extender.process(stems, mixture[..., :length], band[..., :length])

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from ..audio import convert, io
-from ..dsp.bandext import BandExtender
+from ..dsp.bandext import BandExtender, band_seen, extend_stems
 from ..errors import AudioWriteError, UnweaveError
 from ..pretrained.catalog import load_model
 from .chunking import ChunkedSeparation, apply
@@ -145,8 +145,12 @@ class Separator:
     def sample_rate(self) -> int:
         return int(self.model.sample_rate)
 
+    def _extends(self, sample_rate: int) -> bool:
+        """Whether stems of input at ``sample_rate`` get band extension."""
+        return self.band_extension and sample_rate > self.sample_rate
+
     def _extender(self, sample_rate: int) -> BandExtender | None:
-        if not self.band_extension or sample_rate <= self.sample_rate:
+        if not self._extends(sample_rate):
             return None
         return BandExtender(len(self.sources), self.model.audio_channels, self.sample_rate,
                             sample_rate)
@@ -176,10 +180,9 @@ class Separator:
                     shifts=self.shifts, batch_size=self.batch_size, device=self.device,
                     seed=self.seed, block_seconds=BLOCK_SECONDS, progress=tick)
         est = _fit_length(convert.resample(est, self.sample_rate, sample_rate), wav.shape[-1])
-        extender = self._extender(sample_rate)
-        if extender is not None:
-            band = _fit_length(convert.resample(mix, self.sample_rate, sample_rate), wav.shape[-1])
-            est = extender.process(est, full, band)
+        if self._extends(sample_rate):
+            band = band_seen(mix, self.sample_rate, sample_rate, wav.shape[-1])
+            est = extend_stems(est, full, band, self.sample_rate, sample_rate)
         return dict(zip(self.sources, est))
 
     def separate_file(self, path: str | os.PathLike,
