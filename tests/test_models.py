@@ -230,6 +230,22 @@ def test_conv_tasnet_mask_options(mask):
         _tiny("conv_tasnet", mask="tanh")
 
 
+@pytest.mark.parametrize("length", [20, 21, 333, 4000])
+def test_conv_tasnet_inference_decoder_equals_the_transposed_convolution(length):
+    # without autograd the decoder is a matrix product and an overlap-add of two half frames
+    torch.manual_seed(length)
+    model = build_model("conv_tasnet", sources=("a", "b"), audio_channels=2, filters=16,
+                        filter_length=8, bottleneck_channels=8, hidden_channels=16, blocks=2,
+                        repeats=1).eval()
+    mix = torch.randn(3, 2, length)
+    with torch.enable_grad():
+        reference = model(mix)
+    with torch.no_grad():
+        fast = model(mix)
+    assert reference.requires_grad and fast.shape == reference.shape == (3, 2, 2, length)
+    torch.testing.assert_close(fast, reference, rtol=1e-5, atol=1e-6)
+
+
 def test_conv_tasnet_without_skip_paths():
     model = _tiny("conv_tasnet", skip_channels=0).train()
     model(_mix(model, 1000)).square().mean().backward()

@@ -60,6 +60,31 @@ def test_temporal_block_depthwise_taps_are_centred():
     assert torch.nonzero(out[0, 0]).flatten().tolist() == [16, 20, 24]
 
 
+@pytest.mark.parametrize("kernel_size", [2, 3, 4, 5])
+@pytest.mark.parametrize("dilation", [1, 2, 7, 64])
+@pytest.mark.parametrize("skip_channels, residual", [(4, True), (4, False), (0, True)])
+def test_temporal_block_inference_path_equals_the_convolutions(kernel_size, dilation,
+                                                                skip_channels, residual):
+    # without autograd the block uses shifted multiply-adds for the depthwise convolution and one
+    # stacked 1x1 convolution for residual + skip; with autograd, the nn.Conv1d modules
+    torch.manual_seed(kernel_size * 100 + dilation)
+    block = TemporalBlock(8, 12, skip_channels, kernel_size, dilation, residual=residual)
+    with torch.no_grad():
+        block.depthwise.bias.uniform_(-0.5, 0.5)  # zero by default: check that it is added
+    x = torch.randn(2, 8, 50)  # dilation 64 reaches past both ends
+    with torch.enable_grad():
+        reference = block(x)
+    with torch.no_grad():
+        fast = block(x)
+    for want, got in zip(reference, fast, strict=True):
+        if want is None:
+            assert got is None
+        else:
+            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    # the reference really took the autograd path
+    assert any(out is not None and out.requires_grad for out in reference)
+
+
 def test_blstm_shapes():
     assert BLSTM(6, 5, 2)(torch.randn(3, 11, 6)).shape == (3, 11, 10)
     assert BLSTM(6, 5, 1, output_size=6)(torch.randn(3, 11, 6)).shape == (3, 11, 6)

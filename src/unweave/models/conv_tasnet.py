@@ -138,6 +138,24 @@ class ConvTasNet(SeparationModel):
         encoded = F.relu(self.encoder(x))  # (B, N, frames)
         masked = self._masks(encoded) * encoded.unsqueeze(1)  # (B, S, N, frames)
         frames = masked.shape[-1]
-        out = self.decoder(masked.reshape(-1, self.filters, frames))  # (B * S, C, T')
+        out = self._decode(masked.reshape(-1, self.filters, frames))  # (B * S, C, T')
         out = out.view(batch, len(self.sources), self.audio_channels, -1)  # (B, S, C, T')
         return out[..., :length]
+
+    def _decode(self, frames: torch.Tensor) -> torch.Tensor:
+        """The decoder: (B', N, frames) -> (B', C, (frames + 1) * L/2).
+
+        Without autograd, as one matrix product (every frame's L samples per channel) and an
+        overlap-add of its two halves: the same sums as the transposed convolution, in about half
+        its time on CPU (oneDNN's strided transposed convolution is slow at these sizes)."""
+        if torch.is_grad_enabled():
+            return self.decoder(frames)
+        batch, _, count = frames.shape
+        chans, half = self.audio_channels, self.stride
+        weight = self.decoder.weight.reshape(self.filters, chans * self.filter_length)
+        samples = torch.matmul(weight.t(), frames).view(batch, chans, 2, half, count)
+        out = frames.new_empty(batch, chans, count + 1, half)
+        out[:, :, :count] = samples[:, :, 0].transpose(-1, -2)
+        out[:, :, count].zero_()
+        out[:, :, 1:] += samples[:, :, 1].transpose(-1, -2)
+        return out.view(batch, chans, -1)

@@ -1,4 +1,11 @@
-"""Temporal convolutional network block of Conv-TasNet (Luo & Mesgarani 2019, arXiv 1809.07454)."""
+"""Temporal convolutional network block of Conv-TasNet (Luo & Mesgarani 2019, arXiv 1809.07454).
+
+Inference (no autograd) takes a faster path with the same weights and the same result to float
+precision: oneDNN's depthwise convolution slows down with the dilation on CPU (3.7 ms at dilation
+64 against 1.4 ms at 1 for a (4, 96, 4409) map on 2 threads), while one multiply-add per tap on
+shifted views costs the same at any dilation (~1 ms); and the residual and skip 1x1 convolutions
+run as one convolution with both weights stacked (3.1 ms instead of 2 x 1.9).
+"""
 
 from __future__ import annotations
 
@@ -56,6 +63,8 @@ class TemporalBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         y = self.inner(x)
+        if not torch.is_grad_enabled():
+            return self._infer(x, self.post(self._depthwise_taps(y)))
         if self.padding is not None:
             y = F.pad(y, self.padding)
         y = self.post(self.depthwise(y))
@@ -63,3 +72,32 @@ class TemporalBlock(nn.Module):
         if self.residual is not None:
             x = x + self.residual(y)
         return x, skip
+
+    def _depthwise_taps(self, y: torch.Tensor) -> torch.Tensor:
+        """The depthwise convolution with ``same`` padding as one multiply-add per kernel tap on
+        shifted views of ``y`` (zeros beyond its ends): (B, H, N) -> (B, H, N)."""
+        conv = self.depthwise
+        weight, bias, frames = conv.weight[:, 0], conv.bias, y.shape[-1]
+        left = self.padding[0] if self.padding is not None else conv.padding[0]
+        shifts = [k * conv.dilation[0] - left for k in range(weight.shape[-1])]  # t reads t + shift
+        centre = shifts.index(0) if 0 in shifts else None
+        if centre is not None:  # the unshifted tap covers every frame: start from it
+            tap = weight[:, centre:centre + 1]
+            out = torch.addcmul(bias[:, None], y, tap) if bias is not None else y * tap
+        else:
+            out = torch.zeros_like(y) if bias is None else bias[:, None].expand_as(y).clone()
+        for k, shift in enumerate(shifts):
+            start, stop = max(0, -shift), min(frames, frames - shift)
+            if k != centre and stop > start:
+                out[..., start:stop].addcmul_(y[..., start + shift:stop + shift],
+                                              weight[:, k:k + 1])
+        return out
+
+    def _infer(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if self.skip is None or self.residual is None:
+            skip = self.skip(y) if self.skip is not None else None
+            return (x + self.residual(y) if self.residual is not None else x), skip
+        both = F.conv1d(y, torch.cat([self.residual.weight, self.skip.weight]),
+                        torch.cat([self.residual.bias, self.skip.bias]))
+        split = self.residual.out_channels
+        return x + both[:, :split], both[:, split:]
