@@ -62,12 +62,15 @@ class TemporalBlock(nn.Module):
         self.skip = nn.Conv1d(hidden_channels, skip_channels, 1) if skip_channels else None
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        fast = not torch.is_grad_enabled()  # inference: the faster ops of the module docstring
         y = self.inner(x)
-        if not torch.is_grad_enabled():
-            return self._infer(x, self.post(self._depthwise_taps(y)))
-        if self.padding is not None:
-            y = F.pad(y, self.padding)
-        y = self.post(self.depthwise(y))
+        if fast:
+            y = self._depthwise_taps(y)
+        else:
+            y = self.depthwise(F.pad(y, self.padding) if self.padding is not None else y)
+        y = self.post(y)
+        if fast and self.skip is not None and self.residual is not None:
+            return self._residual_and_skip(x, y)
         skip = self.skip(y) if self.skip is not None else None
         if self.residual is not None:
             x = x + self.residual(y)
@@ -93,10 +96,9 @@ class TemporalBlock(nn.Module):
                                               weight[:, k:k + 1])
         return out
 
-    def _infer(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        if self.skip is None or self.residual is None:
-            skip = self.skip(y) if self.skip is not None else None
-            return (x + self.residual(y) if self.residual is not None else x), skip
+    def _residual_and_skip(self, x: torch.Tensor,
+                           y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Both 1x1 output convolutions as one, their weights stacked."""
         both = F.conv1d(y, torch.cat([self.residual.weight, self.skip.weight]),
                         torch.cat([self.residual.bias, self.skip.bias]))
         split = self.residual.out_channels
