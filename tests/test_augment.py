@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
 
 from unweave.data import augment, mixing
+from unweave.errors import UnweaveError
 
 SR = 8000
 
@@ -103,6 +106,28 @@ def test_augmenter_chain_keeps_sum_to_mixture():
     # Deterministic for a given generator seed.
     again = aug(_stems(t=aug.input_length(length)), length, _gen())
     assert torch.equal(stems, again)
+
+
+def test_source_gain_ranges_scale_only_the_named_source_within_its_range():
+    names = ("speech", "music", "sfx")
+    aug = augment.Augmenter(SR, names, source_gain_db={"sfx": [-8, -2]})
+    stems = torch.ones(200, 3, 2, 100)
+    out = aug(stems, 100, _gen())
+    assert torch.equal(out[:, :2], stems[:, :2])  # unnamed sources untouched
+    db = 20 * torch.log10(out[:, 2, 0, 0])
+    assert db.min() >= -8 - 1e-4 and db.max() <= -2 + 1e-4
+    assert db.max() - db.min() > 4  # drawn across the range, not one fixed gain
+    assert torch.equal(out[:, 2], out[:, 2, :1, :1].expand(-1, 2, 100))  # one gain per source
+
+
+@pytest.mark.parametrize("ranges, message", [
+    ({"effects": [-8, 0]}, "unknown source"),
+    ({"sfx": [0, -8]}, "above high"),
+    ({"sfx": "loud"}, "expected [low_db, high_db]"),
+])
+def test_source_gain_ranges_reject_bad_entries(ranges, message):
+    with pytest.raises(UnweaveError, match=re.escape(message)):
+        augment.Augmenter(SR, ("speech", "music", "sfx"), source_gain_db=ranges)
 
 
 def test_batch_shuffle_and_snr_mixing():

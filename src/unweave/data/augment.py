@@ -13,11 +13,13 @@ time shift need a longer input: ask the dataset for ``augmenter.input_length(T)`
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
 from scipy.fft import next_fast_len
+
+from ..errors import UnweaveError
 
 
 def _uniform(shape, low: float, high: float, generator, device) -> torch.Tensor:
@@ -31,6 +33,14 @@ def _coin(shape, prob: float, generator, device) -> torch.Tensor:
 def random_gain(stems: torch.Tensor, max_db: float, generator=None) -> torch.Tensor:
     """Scale each source by a gain uniform in ``+-max_db`` dB."""
     db = _uniform(stems.shape[:2], -max_db, max_db, generator, stems.device)
+    return stems * (10 ** (db / 20))[..., None, None]
+
+
+def source_gain(stems: torch.Tensor, ranges: torch.Tensor, generator=None) -> torch.Tensor:
+    """Scale each source by a gain uniform in its own dB range; ``ranges``: (S, 2) low, high
+    (a source at 0, 0 is left as it is), e.g. effects drawn 0-8 dB quieter than the corpus's."""
+    low, high = ranges[:, 0].to(stems.device), ranges[:, 1].to(stems.device)
+    db = low + (high - low) * _uniform(stems.shape[:2], 0.0, 1.0, generator, stems.device)
     return stems * (10 ** (db / 20))[..., None, None]
 
 
@@ -162,19 +172,44 @@ def input_length(length: int, max_speed: float = 0.0, max_shift: int = 0) -> int
         1 if max_speed > 0 else 0)
 
 
+def _gain_ranges(ranges: Mapping[str, Sequence[float]],
+                 sources: tuple[str, ...]) -> torch.Tensor | None:
+    """``{source: [low_db, high_db]}`` -> (S, 2) in ``sources`` order (None when empty)."""
+    if not ranges:
+        return None
+    unknown = sorted(set(ranges) - set(sources))
+    if unknown:
+        raise UnweaveError(f"data.augment.source_gain_db: unknown source(s) {', '.join(unknown)} "
+                         f"(the corpus's sources: {', '.join(sources)})")
+    rows = []
+    for name in sources:
+        pair = ranges.get(name, (0.0, 0.0))
+        try:
+            low, high = (float(v) for v in pair)
+        except (TypeError, ValueError):
+            raise UnweaveError(f"data.augment.source_gain_db.{name}: expected [low_db, high_db], "
+                             f"got {pair!r}") from None
+        if low > high:
+            raise UnweaveError(f"data.augment.source_gain_db.{name}: low {low} above high {high}")
+        rows.append((low, high))
+    return torch.tensor(rows, dtype=torch.float32)
+
+
 class Augmenter:
     """The augmentation chain of a recipe's ``data.augment`` section (see ``AugmentConfig``).
 
     ``augmenter(stems (B, S, C, L), length) -> (B, S, C, length)``: crop with speed/shift, then
-    gain, sign flip, channel swap, EQ and reverb, each per source.
+    gain, per-source gain ranges, sign flip, channel swap, EQ and reverb, each per source.
     """
 
     def __init__(self, sample_rate: int, sources: Sequence[str], *, gain_db: float = 0.0,
                  channel_swap: float = 0.0, sign_flip: float = 0.0, shift_seconds: float = 0.0,
                  speed: float = 0.0, eq_prob: float = 0.0, eq_db: float = 6.0,
                  reverb_prob: float = 0.0, rt60: Sequence[float] = (0.1, 0.6),
-                 reverb_sources: Sequence[str] = (), eq_sources: Sequence[str] = ()) -> None:
+                 reverb_sources: Sequence[str] = (), eq_sources: Sequence[str] = (),
+                 source_gain_db: Mapping[str, Sequence[float]] | None = None) -> None:
         self.sample_rate, self.sources = int(sample_rate), tuple(sources)
+        self.source_gain = _gain_ranges(source_gain_db or {}, self.sources)
         self.gain_db, self.channel_swap, self.sign_flip = gain_db, channel_swap, sign_flip
         self.max_shift = round(shift_seconds * sample_rate)
         self.speed = float(speed)
@@ -191,6 +226,8 @@ class Augmenter:
             stems = speed_shift_crop(stems, length, self.speed, self.max_shift, generator)
         if self.gain_db:
             stems = random_gain(stems, self.gain_db, generator)
+        if self.source_gain is not None:
+            stems = source_gain(stems, self.source_gain, generator)
         if self.sign_flip:
             stems = sign_flip(stems, self.sign_flip, generator)
         if self.channel_swap:

@@ -48,6 +48,9 @@ class AugmentConfig:
     rt60: list[float] = field(default_factory=lambda: [0.1, 0.6])  # reverb time range, seconds
     reverb_sources: list[str] = field(default_factory=list)  # sources to reverb ([] = all)
     eq_sources: list[str] = field(default_factory=list)  # sources to EQ ([] = all)
+    # a gain range per named source, {source: [low_db, high_db]}, drawn uniformly on top of
+    # gain_db (e.g. {sfx: [-8, 0]}: effects up to 8 dB quieter than the corpus mixes them)
+    source_gain_db: dict = field(default_factory=dict)
 
 
 @dataclass
