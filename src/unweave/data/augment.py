@@ -22,7 +22,9 @@ from scipy.fft import next_fast_len
 from ..errors import UnweaveError
 
 
-def _uniform(shape, low: float, high: float, generator, device) -> torch.Tensor:
+def _uniform(shape, low: float | torch.Tensor, high: float | torch.Tensor, generator,
+             device) -> torch.Tensor:
+    """Uniform in [low, high); tensor bounds broadcast against ``shape`` (e.g. one per source)."""
     return (torch.rand(shape, generator=generator) * (high - low) + low).to(device)
 
 
@@ -32,15 +34,18 @@ def _coin(shape, prob: float, generator, device) -> torch.Tensor:
 
 def random_gain(stems: torch.Tensor, max_db: float, generator=None) -> torch.Tensor:
     """Scale each source by a gain uniform in ``+-max_db`` dB."""
-    db = _uniform(stems.shape[:2], -max_db, max_db, generator, stems.device)
-    return stems * (10 ** (db / 20))[..., None, None]
+    return _scale_db(stems, _uniform(stems.shape[:2], -max_db, max_db, generator, stems.device))
 
 
 def source_gain(stems: torch.Tensor, ranges: torch.Tensor, generator=None) -> torch.Tensor:
     """Scale each source by a gain uniform in its own dB range; ``ranges``: (S, 2) low, high
     (a source at 0, 0 is left as it is), e.g. effects drawn 0-8 dB quieter than the corpus's."""
-    low, high = ranges[:, 0].to(stems.device), ranges[:, 1].to(stems.device)
-    db = low + (high - low) * _uniform(stems.shape[:2], 0.0, 1.0, generator, stems.device)
+    db = _uniform(stems.shape[:2], ranges[:, 0], ranges[:, 1], generator, stems.device)
+    return _scale_db(stems, db)
+
+
+def _scale_db(stems: torch.Tensor, db: torch.Tensor) -> torch.Tensor:
+    """stems (B, S, C, T) times the gain of ``db`` (B, S)."""
     return stems * (10 ** (db / 20))[..., None, None]
 
 
@@ -179,16 +184,16 @@ def _gain_ranges(ranges: Mapping[str, Sequence[float]],
         return None
     unknown = sorted(set(ranges) - set(sources))
     if unknown:
-        raise UnweaveError(f"data.augment.source_gain_db: unknown source(s) {', '.join(unknown)} "
-                         f"(the corpus's sources: {', '.join(sources)})")
+        raise UnweaveError(f"data.augment.source_gain_db: unknown source(s) "
+                           f"{', '.join(unknown)} (the corpus's sources: {', '.join(sources)})")
     rows = []
     for name in sources:
         pair = ranges.get(name, (0.0, 0.0))
         try:
             low, high = (float(v) for v in pair)
         except (TypeError, ValueError):
-            raise UnweaveError(f"data.augment.source_gain_db.{name}: expected [low_db, high_db], "
-                             f"got {pair!r}") from None
+            raise UnweaveError(f"data.augment.source_gain_db.{name}: expected [low_db, "
+                               f"high_db], got {pair!r}") from None
         if low > high:
             raise UnweaveError(f"data.augment.source_gain_db.{name}: low {low} above high {high}")
         rows.append((low, high))
