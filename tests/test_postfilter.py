@@ -100,6 +100,26 @@ def test_catalog_setting_is_the_default_and_flags_override_it():
     assert Separator(inner2, refine=False).refine is False
 
 
+def test_chunk_overlap_comes_from_the_request_or_the_model():
+    from unweave.inference.separator import DEFAULT_OVERLAP
+
+    plain = IdentityModel(sample_rate=RATE)
+    assert Separator(plain).overlap == DEFAULT_OVERLAP == 0.25
+    own = IdentityModel(sample_rate=RATE)
+    own.default_overlap = 0.1  # a catalog entry's "overlap"
+    sep = Separator(own)
+    assert sep.overlap == 0.1 and sep.chunk_overlap == 0.1
+    assert Separator(own, overlap=0.5).overlap == 0.5  # the request wins
+    # with a refinement over long blocks, the model inside runs at its own overlap
+    refined = IdentityModel(sample_rate=RATE)
+    refined.default_overlap, refined.refine, refined.segment = 0.1, "spatial", 1.0
+    sep = Separator(refined)
+    assert isinstance(sep.model, Refined) and sep.model.overlap == 0.1
+    mix = torch.randn(2, RATE * 3)
+    torch.testing.assert_close(sum(sep.separate_tensor(mix, RATE).values()), mix, rtol=0,
+                               atol=1e-4)
+
+
 def test_refinement_modes_come_from_the_request_or_the_model():
     from unweave.errors import UnweaveError
 

@@ -136,3 +136,12 @@ def test_release_continued_keeps_the_shipped_license_hardware_and_data_note() ->
     bare = argparse.Namespace(license=None, hardware=None, data_note=None)
     release._keep_from_entry(bare, {"license": "X", "data": "no sentence here"})
     assert bare.data_note is None and bare.license == "X" and bare.hardware is None
+
+
+def test_release_records_a_chunk_overlap_only_when_the_scores_used_their_own() -> None:
+    release = _tool("release")
+    assert release._inference({"settings": {"refine": "spatial", "overlap": 0.25}}) == {
+        "refine": "spatial"}
+    assert release._inference({"settings": {"refine": "spatial", "overlap": 0.1}}) == {
+        "refine": "spatial", "overlap": 0.1}
+    assert release._inference({"settings": {"refine": True}}) == {"refine": "soft"}

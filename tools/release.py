@@ -24,6 +24,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from unweave.inference.separator import DEFAULT_OVERLAP
 from unweave.pretrained.catalog import CATALOG_PATH, WEIGHTS_DIR
 from unweave.pretrained.checkpoint import read_checkpoint, sha256_file
 
@@ -74,9 +75,14 @@ def _scores(summary: dict) -> dict:
 
 def _inference(summary: dict) -> dict:
     """Inference settings the scores were measured with that the catalog makes the default."""
-    refine = summary.get("settings", {}).get("refine", False)
+    settings = summary.get("settings", {})
+    refine = settings.get("refine", False)
     # summaries before refinement modes existed say True: that was the soft mask
-    return {"refine": "soft" if refine is True else refine or False}
+    out = {"refine": "soft" if refine is True else refine or False}
+    overlap = settings.get("overlap")
+    if overlap is not None and overlap != DEFAULT_OVERLAP:  # scored with its own chunk overlap
+        out["overlap"] = overlap
+    return out
 
 
 def _rounded(metrics: dict) -> dict:
@@ -166,6 +172,7 @@ def main() -> None:
     summary = json.loads(args.summary.read_text())
     if args.rescore:
         entry["scores"] = _scores(summary)
+        entry.pop("overlap", None)  # back to the default unless these scores used another
         entry.update(_inference(summary))
         _write(catalog)
         print(f"{args.name}: scores replaced from {args.summary}")
@@ -196,6 +203,7 @@ def main() -> None:
         training["wall_minutes"] = args.wall_minutes
     if args.continued and entry.get("training"):
         training["continued_from"] = {**entry["training"], "sha256": entry["weights"]["sha256"]}
+    entry.pop("overlap", None)  # set again below when the scores used a chunk overlap of their own
     entry.update({
         "arch": payload["arch"], "kwargs": payload["kwargs"],
         "weights": {"file": target.name, "sha256": sha256_file(target), "url": None},

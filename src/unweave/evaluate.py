@@ -394,7 +394,7 @@ def evaluate(
     spectrogram_items: int = 3,
     max_items: int | None = None,
     shifts: int = 0,
-    overlap: float = 0.25,
+    overlap: float | None = None,
     refine: bool | str | None = None,
     band_extension: bool = True,
     segment: float | None = None,
@@ -467,7 +467,7 @@ def evaluate(
         "report": {m: METRIC_DEFINITIONS[m] for m in metrics},
         "sdr_definition": METRIC_DEFINITIONS["sdr"] if "sdr" in metrics else None,
         "settings": {
-            "shifts": shifts, "overlap": overlap, "segment": segment, "device": device,
+            "shifts": shifts, "overlap": getattr(separator, "overlap", overlap), "segment": segment, "device": device,
             "refine": getattr(separator, "refine_mode", None) or False,
             "band_extension": bool(getattr(separator, "band_extension", False)),
             "oracle": "ideal ratio mask |S_i| / sum_k |S_k| (sources + rest of the mixture) "

@@ -40,7 +40,8 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--spectrograms", type=int, default=3, metavar="N",
                         help="spectrogram figures for the first N items (default: %(default)s)")
     parser.add_argument("--shifts", type=int, default=0, help="random-shift passes (default: 0)")
-    parser.add_argument("--overlap", type=float, default=0.25, help="chunk overlap (default: 0.25)")
+    parser.add_argument("--overlap", type=float, default=None,
+                        help="chunk overlap (default: the model's, else 0.25)")
     add_refine_arguments(parser)
     add_band_extension_argument(parser)
     parser.add_argument("--segment", type=float, default=None, help="chunk length in seconds")

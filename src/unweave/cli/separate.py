@@ -27,7 +27,8 @@ def add_parser(p: argparse.ArgumentParser) -> None:
                    help="model name (see `unweave models`), checkpoint path or URL")
     p.add_argument("--shifts", type=int, default=0,
                    help="average over N random time shifts (slower, slightly better)")
-    p.add_argument("--overlap", type=float, default=0.25, help="overlap between chunks (0-1)")
+    p.add_argument("--overlap", type=float, default=None,
+                   help="overlap between chunks (0-1; default: the model's, else 0.25)")
     add_refine_arguments(p)
     add_band_extension_argument(p)
     p.add_argument("--segment", type=float, default=None, help="chunk length in seconds")

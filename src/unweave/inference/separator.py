@@ -37,6 +37,8 @@ BLOCK_SECONDS = 30.0
 WRITE_PIECE_SECONDS = 5.0
 FORMATS = {"wav": "wav", "flac": "flac", "mp3": "mp3"}
 SUBTYPES = ("PCM_16", "PCM_24", "FLOAT")
+#: chunk overlap of models whose catalog entry names none
+DEFAULT_OVERLAP = 0.25
 
 
 @dataclass
@@ -96,7 +98,8 @@ class Separator:
     Args:
         model: catalog name, ``"default"``, checkpoint path/URL, or an ``nn.Module``.
         shifts: random-shift passes averaged (0: none).
-        overlap: chunk overlap fraction.
+        overlap: chunk overlap fraction (None: the model's own, ``overlap`` in its catalog
+            entry, else :data:`DEFAULT_OVERLAP`).
         segment: chunk length in seconds (default: the model's).
         device: ``cpu``, ``cuda`` or ``mps``.
         jobs: CPU threads for the model (None: leave torch's default).
@@ -110,12 +113,14 @@ class Separator:
             the stems empty up there.
     """
 
-    def __init__(self, model: str | nn.Module = "default", *, shifts: int = 0, overlap: float = 0.25,
+    def __init__(self, model: str | nn.Module = "default", *, shifts: int = 0, overlap: float | None = None,
                  segment: float | None = None, device: str = "cpu", jobs: int | None = None,
                  batch_size: int = 4, seed: int = 0, refine: bool | str | None = None,
                  band_extension: bool = True) -> None:
         self.device = _check_device(device)
         self.model = (load_model(model) if not isinstance(model, nn.Module) else model)
+        if overlap is None:
+            overlap = getattr(self.model, "default_overlap", None) or DEFAULT_OVERLAP
         if isinstance(self.model, Refined):
             self.refine_mode = self.model.mode
         else:

@@ -93,6 +93,7 @@ def _describe(entry: dict[str, Any], model: nn.Module) -> dict[str, Any]:
         "params": count_parameters(model),
         "trained": weights is not None,
         "refine": refine_mode(entry.get("refine", False)),
+        "overlap": entry.get("overlap"),
         "sha256": weights["sha256"] if weights else None,
         "data": entry.get("data"),
         "license": entry.get("license"),
@@ -181,6 +182,7 @@ def load_model(name_or_path: str | os.PathLike) -> nn.Module:
         model = _load_entry(entries[name])
         model.model_name = name
         model.refine = entries[name].get("refine", False)  # Separator's default: mode or bool
+        model.default_overlap = entries[name].get("overlap")  # Separator's default when given
         return model
     if name.startswith(TINY_PREFIX) and name[len(TINY_PREFIX):] in list_architectures():
         torch.manual_seed(UNTRAINED_SEED)
