@@ -115,6 +115,23 @@ def test_bad_options_fail_clearly(tmp_path, capsys, args, message):
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize("args,message", [
+    (["--overlap", "1.5"], "argument --overlap: '1.5' is not a fraction in [0, 1)"),
+    (["--overlap", "nan"], "argument --overlap: 'nan' is not a fraction"),
+    (["--shifts", "-1"], "argument --shifts: '-1' is not a whole number >= 0"),
+    (["--segment", "0"], "argument --segment: '0' is not a positive number of seconds"),
+    (["-j", "0"], "argument -j/--jobs: '0' is not a whole number > 0"),
+    (["--batch-size", "two"], "argument --batch-size: 'two' is not a whole number > 0"),
+])
+def test_bad_numbers_are_a_usage_error_before_any_work(tmp_path, capsys, args, message):
+    src = write_tone(tmp_path / "t.wav")
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli("-n", MODEL, *args, "-o", str(tmp_path / "o"), str(src))
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
 def test_missing_file_and_empty_folder(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "notes.txt").write_text("x")

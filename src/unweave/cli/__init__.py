@@ -28,6 +28,29 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 REFINE_CHOICES = ("soft", "spatial")
 
 
+def _number(convert, check, what: str):
+    """An argparse ``type`` that converts with ``convert`` and accepts what ``check`` allows,
+    so that a bad value is argparse's one-line error (exit 2) instead of a traceback later."""
+
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        if not check(value):
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
+        return value
+
+    return parse
+
+
+#: argparse types of the chunking options shared by ``separate`` and ``evaluate``
+overlap_fraction = _number(float, lambda v: 0.0 <= v < 1.0, "a fraction in [0, 1)")
+count = _number(int, lambda v: v >= 0, "a whole number >= 0")
+positive_int = _number(int, lambda v: v > 0, "a whole number > 0")
+seconds = _number(float, lambda v: v > 0 and v != float("inf"), "a positive number of seconds")
+
+
 def add_refine_arguments(p: argparse.ArgumentParser) -> None:
     """``--refine / --no-refine`` and ``--refine-mode``, shared by ``separate`` and
     ``evaluate``; :func:`refine_request` turns them into ``Separator``'s ``refine``."""

@@ -11,7 +11,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..errors import UnweaveError
-from . import add_band_extension_argument, add_refine_arguments, refine_request
+from . import (add_band_extension_argument, add_refine_arguments, count, overlap_fraction,
+               positive_int, refine_request, seconds)
 
 AUDIO_SUFFIXES = {
     ".wav", ".flac", ".ogg", ".oga", ".mp3", ".m4a", ".aac", ".opus", ".aif", ".aiff", ".wma",
@@ -25,13 +26,13 @@ def add_parser(p: argparse.ArgumentParser) -> None:
                    help="audio or video files, or folders (searched recursively)")
     p.add_argument("-n", "--name", "--model", dest="model", default="default",
                    help="model name (see `unweave models`), checkpoint path or URL")
-    p.add_argument("--shifts", type=int, default=0,
+    p.add_argument("--shifts", type=count, default=0,
                    help="average over N random time shifts (slower, slightly better)")
-    p.add_argument("--overlap", type=float, default=None,
+    p.add_argument("--overlap", type=overlap_fraction, default=None,
                    help="overlap between chunks (0-1; default: the model's, else 0.25)")
     add_refine_arguments(p)
     add_band_extension_argument(p)
-    p.add_argument("--segment", type=float, default=None, help="chunk length in seconds")
+    p.add_argument("--segment", type=seconds, default=None, help="chunk length in seconds")
     p.add_argument("--stems", default=None, help="comma-separated stems to write (default all)")
     p.add_argument("--two-stems", default=None, metavar="STEM",
                    help="write STEM and no_STEM (the mixture minus STEM)")
@@ -50,9 +51,9 @@ def add_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--clip-mode", choices=["rescale", "clamp", "none"], default="rescale",
                    help="avoid clipping: rescale each stem, clamp samples, or nothing")
     p.add_argument("-d", "--device", default="cpu", help="cpu, cuda or mps")
-    p.add_argument("-j", "--jobs", type=int, default=None,
+    p.add_argument("-j", "--jobs", type=positive_int, default=None,
                    help="CPU threads used by the model (default: torch's choice)")
-    p.add_argument("--batch-size", type=int, default=4, help="chunks per forward pass")
+    p.add_argument("--batch-size", type=positive_int, default=4, help="chunks per forward pass")
     existing = p.add_mutually_exclusive_group()
     existing.add_argument("--skip-existing", action="store_true",
                           help="skip tracks whose stems all exist already")
