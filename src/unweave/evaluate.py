@@ -467,7 +467,8 @@ def evaluate(
         "report": {m: METRIC_DEFINITIONS[m] for m in metrics},
         "sdr_definition": METRIC_DEFINITIONS["sdr"] if "sdr" in metrics else None,
         "settings": {
-            "shifts": shifts, "overlap": getattr(separator, "overlap", overlap), "segment": segment, "device": device,
+            "shifts": shifts, "overlap": getattr(separator, "overlap", overlap),
+            "segment": segment, "device": device,
             "refine": getattr(separator, "refine_mode", None) or False,
             "band_extension": bool(getattr(separator, "band_extension", False)),
             "oracle": "ideal ratio mask |S_i| / sum_k |S_k| (sources + rest of the mixture) "

@@ -47,7 +47,8 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     add_band_extension_argument(parser)
     parser.add_argument("--segment", type=seconds, default=None, help="chunk length in seconds")
     parser.add_argument("-d", "--device", default="cpu", help="cpu, cuda or mps (default: cpu)")
-    parser.add_argument("-j", "--jobs", type=positive_int, default=None, help="CPU threads for the model")
+    parser.add_argument("-j", "--jobs", type=positive_int, default=None,
+                        help="CPU threads for the model")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no table")
 
 

@@ -113,7 +113,8 @@ class Separator:
             the stems empty up there.
     """
 
-    def __init__(self, model: str | nn.Module = "default", *, shifts: int = 0, overlap: float | None = None,
+    def __init__(self, model: str | nn.Module = "default", *, shifts: int = 0,
+                 overlap: float | None = None,
                  segment: float | None = None, device: str = "cpu", jobs: int | None = None,
                  batch_size: int = 4, seed: int = 0, refine: bool | str | None = None,
                  band_extension: bool = True) -> None:
