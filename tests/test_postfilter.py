@@ -110,6 +110,8 @@ def test_chunk_overlap_comes_from_the_request_or_the_model():
     sep = Separator(own)
     assert sep.overlap == 0.1 and sep.chunk_overlap == 0.1
     assert Separator(own, overlap=0.5).overlap == 0.5  # the request wins
+    own.default_overlap = 0.0  # no overlap is a valid setting of its own
+    assert Separator(own).overlap == 0.0
     # with a refinement over long blocks, the model inside runs at its own overlap
     refined = IdentityModel(sample_rate=RATE)
     refined.default_overlap, refined.refine, refined.segment = 0.1, "spatial", 1.0

@@ -145,3 +145,7 @@ def test_release_records_a_chunk_overlap_only_when_the_scores_used_their_own() -
     assert release._inference({"settings": {"refine": "spatial", "overlap": 0.1}}) == {
         "refine": "spatial", "overlap": 0.1}
     assert release._inference({"settings": {"refine": True}}) == {"refine": "soft"}
+    # new scores at the default overlap drop an entry's earlier one
+    entry = {"name": "m", "refine": "soft", "overlap": 0.1}
+    release._set_inference(entry, {"settings": {"refine": "spatial", "overlap": 0.25}})
+    assert entry == {"name": "m", "refine": "spatial"}

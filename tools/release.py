@@ -73,6 +73,13 @@ def _scores(summary: dict) -> dict:
     return out
 
 
+def _set_inference(entry: dict, summary: dict) -> None:
+    """Make the settings ``summary``'s scores were measured with ``entry``'s defaults: an
+    overlap left from earlier scores is dropped unless these used one of their own too."""
+    entry.pop("overlap", None)
+    entry.update(_inference(summary))
+
+
 def _inference(summary: dict) -> dict:
     """Inference settings the scores were measured with that the catalog makes the default."""
     settings = summary.get("settings", {})
@@ -172,8 +179,7 @@ def main() -> None:
     summary = json.loads(args.summary.read_text())
     if args.rescore:
         entry["scores"] = _scores(summary)
-        entry.pop("overlap", None)  # back to the default unless these scores used another
-        entry.update(_inference(summary))
+        _set_inference(entry, summary)
         _write(catalog)
         print(f"{args.name}: scores replaced from {args.summary}")
         return
@@ -203,13 +209,13 @@ def main() -> None:
         training["wall_minutes"] = args.wall_minutes
     if args.continued and entry.get("training"):
         training["continued_from"] = {**entry["training"], "sha256": entry["weights"]["sha256"]}
-    entry.pop("overlap", None)  # set again below when the scores used a chunk overlap of their own
     entry.update({
         "arch": payload["arch"], "kwargs": payload["kwargs"],
         "weights": {"file": target.name, "sha256": sha256_file(target), "url": None},
         "data": data, "license": args.license,
-        "scores": _scores(summary), "training": training, **_inference(summary),
+        "scores": _scores(summary), "training": training,
     })
+    _set_inference(entry, summary)
     _write(catalog)
     print(f"{args.name}: {target} ({target.stat().st_size / 1e6:.1f} MB) sha256 "
           f"{entry['weights']['sha256'][:12]}")

@@ -120,8 +120,9 @@ class Separator:
                  band_extension: bool = True) -> None:
         self.device = _check_device(device)
         self.model = (load_model(model) if not isinstance(model, nn.Module) else model)
-        if overlap is None:
-            overlap = getattr(self.model, "default_overlap", None) or DEFAULT_OVERLAP
+        if overlap is None:  # the catalog entry's own (0 is a valid one), else the default
+            overlap = getattr(self.model, "default_overlap", None)
+            overlap = DEFAULT_OVERLAP if overlap is None else overlap
         if isinstance(self.model, Refined):
             self.refine_mode = self.model.mode
         else:
