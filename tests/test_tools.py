@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from unweave.pretrained.checkpoint import load_checkpoint, save_checkpoint
@@ -112,6 +114,43 @@ def test_deepen_tasnet_keeps_the_function_and_trains_the_new_blocks(tmp_path, ca
     assert "bad.pt" in capsys.readouterr().err
 
 
+def test_retarget_unet_starts_each_new_source_as_the_old_one_it_names(tmp_path, capsys):
+    retarget = _tool("retarget_unet")
+    torch.manual_seed(0)
+    model = build_model("spec_unet", sources=["vocals", "accompaniment"], sample_rate=8000,
+                        audio_channels=2, segment=1.0, n_fft=256, hop_length=64, depth=2,
+                        channels=4)
+    with torch.no_grad():  # away from the init, so that a wrong mapping shows
+        for p in model.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    src, dst = tmp_path / "vocals.pt", tmp_path / "st.pt"
+    save_checkpoint(model, src, arch="spec_unet")
+    args = [str(src), str(dst), "--sources", "speech=vocals", "music=accompaniment",
+            "sfx=accompaniment"]
+    assert retarget.main(args) == 0
+    new = load_checkpoint(dst)
+    assert tuple(new.sources) == ("speech", "music", "sfx")
+    x = 0.1 * torch.randn(1, 2, 8000, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        a, b = model.eval()(x), new(x)
+    assert b.shape == (1, 3, 2, 8000)
+    for i, j in ((0, 0), (1, 1), (2, 1)):
+        assert torch.allclose(b[:, i], a[:, j], atol=1e-6)
+    # never overwrites; an unknown old source, a malformed pair or softmax masks are refused
+    assert retarget.main(args) == 1
+    assert retarget.main([str(src), str(tmp_path / "x.pt"), "--sources", "speech=drums"]) == 1
+    assert "no source 'drums'" in capsys.readouterr().err
+    assert retarget.main([str(src), str(tmp_path / "x.pt"), "--sources", "speech"]) == 1
+    soft = build_model("spec_unet", sources=["a", "b"], sample_rate=8000, audio_channels=1,
+                       segment=1.0, n_fft=256, hop_length=64, depth=2, channels=4,
+                       mask="softmax")
+    save_checkpoint(soft, tmp_path / "soft.pt", arch="spec_unet")
+    assert retarget.main([str(tmp_path / "soft.pt"), str(tmp_path / "x.pt"),
+                          "--sources", "a=a", "c=b"]) == 1
+    assert "softmax" in capsys.readouterr().err
+    assert not (tmp_path / "x.pt").exists()
+
+
 def test_release_continued_keeps_the_shipped_license_hardware_and_data_note() -> None:
     import argparse
     import json
@@ -149,3 +188,25 @@ def test_release_records_a_chunk_overlap_only_when_the_scores_used_their_own() -
     entry = {"name": "m", "refine": "soft", "overlap": 0.1}
     release._set_inference(entry, {"settings": {"refine": "spatial", "overlap": 0.25}})
     assert entry == {"name": "m", "refine": "spatial"}
+
+
+def test_release_writes_a_new_bag_entry(tmp_path, monkeypatch) -> None:
+    release = _tool("release")
+    catalog = tmp_path / "catalog.json"
+    catalog.write_text(json.dumps({"format_version": 1, "defaults": {}, "models": [
+        {"name": "a", "task": "soundtrack"}, {"name": "b", "task": "soundtrack"}]}))
+    chosen = tmp_path / "weights.json"
+    chosen.write_text(json.dumps({"members": ["a", "b"], "weights": [[1.0, 2.0], [0.5, 0.0]]}))
+    monkeypatch.setattr(release, "CATALOG_PATH", catalog)
+    monkeypatch.setattr(sys, "argv", [
+        "release.py", "ab", "--bag-weights", str(chosen), "--task", "soundtrack",
+        "--description", "a and b", "--data-note", "its members'", "--license", "MIT"])
+    release.main()
+    entry = json.loads(catalog.read_text())["models"][-1]
+    assert entry == {"name": "ab", "task": "soundtrack", "description": "a and b",
+                     "bag": {"models": ["a", "b"], "weights": [[1.0, 2.0], [0.5, 0.0]]},
+                     "data": "its members'", "license": "MIT"}
+    # --bag-weights on an existing single model is refused
+    monkeypatch.setattr(sys, "argv", ["release.py", "a", "--bag-weights", str(chosen)])
+    with pytest.raises(SystemExit):
+        release.main()

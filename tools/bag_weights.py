@@ -8,9 +8,10 @@ its raw estimates are cached (float16) so later runs reuse them. A bag's stems a
 weighted per-source average of the members' estimates, refined by soft masks as the ``Bag`` +
 ``Refined`` pipeline does (here over the whole song rather than per chunk), brought to the songs'
 rate with band extension (as ``Separator`` does by default; ``--no-band-extension``: without),
-and scored with the evaluator's SDR (median over songs). The search is one pass of coordinate descent: for each
-source, each member's weight is tried at every grid value while the others stay, and the best
-(by that source's median SDR) is kept. Members may estimate only some of the first member's
+and scored with the evaluator's SDR (``--metric si_sdr``: SI-SDR; median over songs). The
+search is one pass of coordinate descent: for each source, each member's weight is tried at
+every grid value while the others stay, and the best (by that source's median score) is kept.
+Members may estimate only some of the first member's
 sources (a vocals/accompaniment model contributes its vocals). Writes ``weights.json`` (the
 chosen rows, ready for a catalog ``bag`` entry) and ``search.csv`` (every trial).
 
@@ -76,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--band-extension", action=argparse.BooleanOptionalAction, default=True,
                         help="extend the stems above the model's band, as the separator does "
                         "by default")
+    parser.add_argument("--metric", choices=("sdr", "si_sdr"), default="sdr",
+                        help="the score the weights are chosen by (SDR for music, SI-SDR for "
+                        "soundtracks)")
     parser.add_argument("--out", type=Path, default=Path("reports/bag_weights"))
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -107,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     weights = has.copy() if not args.init else np.array(json.loads(args.init), dtype=float)
 
     def score(w: np.ndarray) -> dict[str, float]:
-        """Median SDR per source. Every source is scored together: the evaluator (museval)
+        """Median score per source. Every source is scored together: the evaluator (museval)
         skips the frames where any reference is silent, so one source alone scores
         differently."""
         per_source: dict[str, list[float]] = {s: [] for s in sources}
@@ -122,9 +126,9 @@ def main(argv: list[str] | None = None) -> int:
             back = convert.resample(refined, rate_model, rate)[..., : x.mixture.shape[-1]]
             if args.band_extension:
                 back = extend_stems(back, x.mixture, mix_band[name], rate_model, rate)
-            scores = score_item(x, back, sources, ("sdr",), oracle=False)["scores"]
+            scores = score_item(x, back, sources, (args.metric,), oracle=False)["scores"]
             for s in sources:
-                value = scores[s]["sdr"]["estimate"]
+                value = scores[s][args.metric]["estimate"]
                 if value is not None:
                     per_source[s].append(value)
         return {s: float(np.median(v)) for s, v in per_source.items()}
@@ -161,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         writer.writerow([label, json.dumps(w), *(f"{got[s]:.3f}" for s in sources)])
     write_text_atomic(args.out / "search.csv", buf.getvalue())
     result = {"corpus": args.corpus, "split": args.split, "members": args.members,
-              "weights": weights.tolist(), "sdr_median": final,
+              "weights": weights.tolist(), f"{args.metric}_median": final,
               "spatial": args.spatial, "band_extension": args.band_extension,
               "note": "whole-song refinement; weights chosen on these songs"}
     write_text_atomic(args.out / "weights.json", json.dumps(result, indent=2) + "\n")

@@ -10,8 +10,10 @@ Usage: python tools/release.py NAME CHECKPOINT --corpus corpora/denoise \
        python tools/release.py NAME --rescore --summary reports/X/summary.json
            (new scores for the shipped weights, e.g. after an inference change; the rest is kept)
        python tools/release.py BAG --bag-weights reports/W/weights.json [--bag-members a,b]
-           (a bag's members and weights, as tools/bag_weights.py chose them; then evaluate the
-           bag and --rescore it)
+           [--task T --description D --data-note TEXT --license L]
+           (a bag's members and weights, as tools/bag_weights.py chose them, for a new bag with
+           --task and --description; its data and license in words; then evaluate the bag and
+           --rescore it)
 Only measured numbers are copied; nothing is typed in by hand.
 """
 
@@ -158,6 +160,8 @@ def main() -> None:
             ap.error(f"{args.name}: not in {CATALOG_PATH} (a new model needs --task and "
                      "--description)")
         entry = {"name": args.name, "task": args.task, "description": args.description}
+        if args.bag_weights:  # a new bag
+            entry["bag"] = {}
         catalog["models"].append(entry)
     if args.description:
         entry["description"] = args.description
@@ -169,6 +173,9 @@ def main() -> None:
         if len(names) != len(chosen["weights"]):
             ap.error(f"--bag-members: {len(names)} names for {len(chosen['weights'])} rows")
         entry["bag"] = {"models": names, "weights": chosen["weights"]}
+        # a bag's data and license are its members': said in words, not built from a corpus
+        entry.update({k: v for k, v in (("data", args.data_note), ("license", args.license))
+                      if v is not None})
         if args.summary is None:
             _write(catalog)
             print(f"{args.name}: bag {names} weights {chosen['weights']}; evaluate it, then "
