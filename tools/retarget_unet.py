@@ -59,8 +59,9 @@ def retarget(old: SpecUNet, mapping: dict[str, str]) -> SpecUNet:
     with torch.no_grad():
         for i, source in enumerate(mapping.values()):
             j = list(old.sources).index(source)
-            new_conv.weight[:, i * maps:(i + 1) * maps] = old_conv.weight[:, j * maps:(j + 1) * maps]
-            new_conv.bias[i * maps:(i + 1) * maps] = old_conv.bias[j * maps:(j + 1) * maps]
+            dst, src = slice(i * maps, (i + 1) * maps), slice(j * maps, (j + 1) * maps)
+            new_conv.weight[:, dst] = old_conv.weight[:, src]
+            new_conv.bias[dst] = old_conv.bias[src]
     return new
 
 
