@@ -63,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("members", nargs="+", help="catalog names or checkpoints; the first "
                         "member's sources are the bag's")
     parser.add_argument("--split", default="valid")
+    parser.add_argument("--max-items", type=int, help="choose on the first N items only (the "
+                        "others then show whether the weights carry over)")
     parser.add_argument("--cache", type=Path, default=Path("/tmp/unweave_bag_cache"))
     parser.add_argument("--grid", default="0,0.5,1,2")
     parser.add_argument("--init", help="JSON rows of starting weights (default: 1 where a "
@@ -98,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     if searched - set(sources):
         raise SystemExit(f"--sources: not a source: {', '.join(sorted(searched - set(sources)))}")
     items, _ = find_items(args.corpus, args.split)
+    items = items[:args.max_items] if args.max_items else items
     loaded = {it.name: load_item(it, sources, channels) for it in items}
     rate = next(iter(loaded.values())).sample_rate
     n_fft = fft_size(rate_model)
@@ -164,7 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     for label, w, got in trials:
         writer.writerow([label, json.dumps(w), *(f"{got[s]:.3f}" for s in sources)])
     write_text_atomic(args.out / "search.csv", buf.getvalue())
-    result = {"corpus": args.corpus, "split": args.split, "members": args.members,
+    result = {"corpus": args.corpus, "split": args.split, "items": len(items),
+              "members": args.members,
               "weights": weights.tolist(), f"{args.metric}_median": final,
               "spatial": args.spatial, "band_extension": args.band_extension,
               "note": "whole-song refinement; weights chosen on these songs"}
