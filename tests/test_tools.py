@@ -196,7 +196,8 @@ def test_release_writes_a_new_bag_entry(tmp_path, monkeypatch) -> None:
     catalog.write_text(json.dumps({"format_version": 1, "defaults": {}, "models": [
         {"name": "a", "task": "soundtrack"}, {"name": "b", "task": "soundtrack"}]}))
     chosen = tmp_path / "weights.json"
-    chosen.write_text(json.dumps({"members": ["a", "b"], "weights": [[1.0, 2.0], [0.5, 0.0]]}))
+    chosen.write_text(json.dumps({"members": ["a", "b"], "weights": [[1.0, 2.0], [0.5, 0.0]],
+                                  "spatial": True}))
     monkeypatch.setattr(release, "CATALOG_PATH", catalog)
     monkeypatch.setattr(sys, "argv", [
         "release.py", "ab", "--bag-weights", str(chosen), "--task", "soundtrack",
@@ -205,7 +206,7 @@ def test_release_writes_a_new_bag_entry(tmp_path, monkeypatch) -> None:
     entry = json.loads(catalog.read_text())["models"][-1]
     assert entry == {"name": "ab", "task": "soundtrack", "description": "a and b",
                      "bag": {"models": ["a", "b"], "weights": [[1.0, 2.0], [0.5, 0.0]]},
-                     "data": "its members'", "license": "MIT"}
+                     "refine": "spatial", "data": "its members'", "license": "MIT"}
     # --bag-weights on an existing single model is refused
     monkeypatch.setattr(sys, "argv", ["release.py", "a", "--bag-weights", str(chosen)])
     with pytest.raises(SystemExit):

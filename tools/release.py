@@ -173,6 +173,8 @@ def main() -> None:
         if len(names) != len(chosen["weights"]):
             ap.error(f"--bag-members: {len(names)} names for {len(chosen['weights'])} rows")
         entry["bag"] = {"models": names, "weights": chosen["weights"]}
+        # the weights were chosen under one refinement: the bag separates with it
+        entry["refine"] = "spatial" if chosen.get("spatial") else "soft"
         # a bag's data and license are its members': said in words, not built from a corpus
         entry.update({k: v for k, v in (("data", args.data_note), ("license", args.license))
                       if v is not None})
