@@ -187,6 +187,9 @@ def test_models_command_lists_untrained(capsys):
     assert main(["models", "--all"]) == 0
     out = capsys.readouterr().out
     assert "UNTRAINED" in out and "tiny-demucs" in out and "demucs" in out
+    starred = [line.split()[0] for line in out.splitlines() if line.split()[1:2] == ["*"]]
+    assert sorted(starred) == sorted(r["name"] for r in catalog_rows() if r["default"])
+    assert len(starred) == 4  # music, vocals, soundtrack, speech
     assert main(["models", "--markdown"]) == 0
     table = capsys.readouterr().out.splitlines()
     assert table[0].startswith("| model | params | source | metric |")

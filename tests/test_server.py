@@ -155,6 +155,11 @@ def test_models_listing(done_job):
     tiny = {m["name"]: m for m in data["models"]}["tiny-conv_tasnet"]
     assert tiny["trained"] is False and tiny["sources"] and tiny["description"]
     assert "wav" in data["formats"]
+    # each task's catalog default is marked, and the music one is preselected on the page
+    from unweave.pretrained.catalog import default_model
+    marked = {m["task"]: m["name"] for m in data["models"] if m["default"]}
+    assert marked == {t: default_model(t) for t in ("music", "vocals", "soundtrack", "speech")}
+    assert data["default"] == default_model("music")
 
 
 def mp4_bytes(seconds: float = 1.0, sample_rate: int = 44100) -> bytes:

@@ -65,9 +65,10 @@ def run(args: argparse.Namespace) -> int:
     for r in rows:
         weights = (f"bag: {'+'.join(r['members'])}" if r.get("members")
                    else f"trained {r['sha256'][:12]}" if r["trained"] else "UNTRAINED")
-        print(f"{r['name']:<18} {r['task']:<11} {r['arch']:<12} {r['sample_rate']:>6} "
+        name = r["name"] + (" *" if r.get("default") else "")
+        print(f"{name:<18} {r['task']:<11} {r['arch']:<12} {r['sample_rate']:>6} "
               f"{r['params'] / 1e6:>7.2f}M  {weights:<22} {','.join(r['sources'])}")
-    print()
+    print("* the default for its task (`unweave separate` without -n uses the music one)\n")
     for r in rows:
         if r["trained"]:
             refine = (f"; stems refined by {REFINE_TEXT[r['refine']]} (--no-refine: raw)"

@@ -111,16 +111,18 @@ def _tiny_entry(arch: str) -> dict[str, Any]:
 
 def list_models(include_tiny: bool = True) -> list[dict[str, Any]]:
     """Every model: name, task, arch, sources, sample rate, params, trained, sha256, data,
-    license, scores, training, description."""
+    license, scores, training, description, and default (the catalog's default for its task)."""
     rows = []
+    defaults = _catalog()["defaults"]
     for entry in catalog_entries().values():
         with torch.device("meta"):  # shapes only: counts parameters without allocating them
             model = _build(entry)
-        rows.append(_describe(entry, model))
+        rows.append({**_describe(entry, model),
+                     "default": defaults.get(entry["task"]) == entry["name"]})
     if include_tiny:
         for arch in list_architectures():
             entry = _tiny_entry(arch)
-            rows.append(_describe(entry, build_tiny(arch)))
+            rows.append({**_describe(entry, build_tiny(arch)), "default": False})
     return rows
 
 

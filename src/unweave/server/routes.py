@@ -107,6 +107,10 @@ async def _models(request: Request) -> list[dict]:
 def _default_model(settings, models: list[dict]) -> str | None:
     if settings.default_model:
         return settings.default_model
+    # the catalog's default for music, else any task's default, else the first trained model
+    defaults = sorted((m["task"] != "music", i) for i, m in enumerate(models) if m.get("default"))
+    if defaults:
+        return models[defaults[0][1]]["name"]
     trained = [m["name"] for m in models if m.get("trained")]
     return (trained or [m["name"] for m in models] or [None])[0]
 
@@ -123,7 +127,7 @@ def build_router() -> APIRouter:
     async def list_models(request: Request) -> ModelList:
         models = await _models(request)
         settings = request.app.state.settings
-        infos = [ModelInfo(**{k: m.get(k) for k in ModelInfo.model_fields}) for m in models]
+        infos = [ModelInfo(**{k: m[k] for k in ModelInfo.model_fields if k in m}) for m in models]
         return ModelList(models=infos, default=_default_model(settings, models), formats=FORMATS,
                          max_upload_mb=settings.max_upload_mb,
                          max_duration_seconds=settings.max_duration_seconds)  # fmt: skip

@@ -57,6 +57,7 @@ class ModelInfo(BaseModel):
     sample_rate: int
     trained: bool = Field(description="False for untrained (test/demo) models.")
     params: int | None = None
+    default: bool = Field(False, description="The catalog's default model for its task.")
 
 
 class ModelList(BaseModel):

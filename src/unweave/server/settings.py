@@ -29,7 +29,7 @@ class Settings:
     # --- access --------------------------------------------------------------------------
     token: str | None = None  # when set, every /api call needs it (Bearer header or ?token=)
     # --- models --------------------------------------------------------------------------
-    default_model: str | None = None  # preselected on the page; None: first trained model
+    default_model: str | None = None  # preselected on the page; None: the catalog's music default
     models: tuple[str, ...] | None = None  # restrict the offered models (None: the catalog)
     device: str = "cpu"
     separate_fn: SeparateFn | None = field(default=None, compare=False)  # None: Separator

@@ -56,7 +56,7 @@
         groups[key] = document.createElement("optgroup");
         groups[key].label = key === "tests" ? "Tiny test models (untrained)" : TASKS[m.task] || m.task;
       }
-      const opt = new Option(`${TASKS[m.task] || m.task}: ${m.name}${m.trained ? "" : " (untrained)"}`, m.name);
+      const opt = new Option(`${TASKS[m.task] || m.task}: ${m.name}${m.trained ? "" : " (untrained)"}${m.default ? " (default)" : ""}`, m.name);
       groups[key].appendChild(opt);
     }
     for (const key of [...Object.keys(TASKS), ...Object.keys(groups)]) {
