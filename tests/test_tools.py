@@ -211,3 +211,20 @@ def test_release_writes_a_new_bag_entry(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(sys, "argv", ["release.py", "a", "--bag-weights", str(chosen)])
     with pytest.raises(SystemExit):
         release.main()
+
+
+def test_bag_weights_caches_estimates_per_weights_not_per_name(tmp_path) -> None:
+    bag_weights = _tool("bag_weights")
+    from unweave.inference.separator import Separator
+
+    sep = Separator("tiny-spec_unet", refine=False, jobs=1)
+    mix = {"a": torch.randn(sep.model.audio_channels, sep.sample_rate // 2)}
+    sources, first = bag_weights.member_estimates("m", sep, mix, tmp_path)
+    assert first["a"].shape[0] == len(sources)
+    before = bag_weights.weights_fingerprint(sep.model)
+    with torch.no_grad():  # the same name, retrained: its estimates are not reused
+        next(sep.model.parameters()).add_(1.0)
+    assert bag_weights.weights_fingerprint(sep.model) != before
+    bag_weights.member_estimates("m", sep, mix, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [f"m-{before}", f"m-{bag_weights.weights_fingerprint(sep.model)}"])

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import io
 import json
 import sys
@@ -38,11 +39,21 @@ from unweave.evaluate import find_items, load_item, safe_name, score_item
 from unweave.inference.separator import Separator
 
 
+def weights_fingerprint(model: torch.nn.Module) -> str:
+    """12 hex digits of the sha256 of the model's parameters and buffers, in state-dict order."""
+    digest = hashlib.sha256()
+    for key, value in model.state_dict().items():
+        digest.update(key.encode())
+        digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:12]
+
+
 def member_estimates(member: str, sep: Separator, mixtures: dict[str, torch.Tensor],
                      cache: Path) -> tuple[tuple[str, ...], dict[str, torch.Tensor]]:
     """(sources, {item: (S_member, C, T)}): ``sep``'s raw estimates of ``mixtures`` (at its
-    rate), cached under ``cache`` by member name."""
-    folder = cache / safe_name(member)
+    rate), cached under ``cache`` by member name and a fingerprint of its weights (retrained
+    weights under the same name are separated afresh)."""
+    folder = cache / f"{safe_name(member)}-{weights_fingerprint(sep.model)}"
     folder.mkdir(parents=True, exist_ok=True)
     out = {}
     for name, mix in mixtures.items():
