@@ -74,8 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("members", nargs="+", help="catalog names or checkpoints; the first "
                         "member's sources are the bag's")
     parser.add_argument("--split", default="valid")
-    parser.add_argument("--max-items", type=int, help="choose on the first N items only (the "
-                        "others then show whether the weights carry over)")
+    parser.add_argument("--max-items", type=int, help="choose on the first N items only (then "
+                        "`unweave evaluate` the bag on all of them: the others show whether the "
+                        "weights carry over)")
     parser.add_argument("--cache", type=Path, default=Path("/tmp/unweave_bag_cache"))
     parser.add_argument("--grid", default="0,0.5,1,2")
     parser.add_argument("--init", help="JSON rows of starting weights (default: 1 where a "

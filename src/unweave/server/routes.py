@@ -108,11 +108,10 @@ def _default_model(settings, models: list[dict]) -> str | None:
     if settings.default_model:
         return settings.default_model
     # the catalog's default for music, else any task's default, else the first trained model
-    defaults = sorted((m["task"] != "music", i) for i, m in enumerate(models) if m.get("default"))
-    if defaults:
-        return models[defaults[0][1]]["name"]
-    trained = [m["name"] for m in models if m.get("trained")]
-    return (trained or [m["name"] for m in models] or [None])[0]
+    marked = [m for m in models if m.get("default")]
+    chosen = ([m for m in marked if m["task"] == "music"] or marked
+              or [m for m in models if m.get("trained")] or models)
+    return chosen[0]["name"] if chosen else None
 
 
 def _stem_base(job: Job) -> str:
