@@ -162,6 +162,24 @@ def test_gradients_are_finite_even_for_silence(name):
     assert loss.item() < 1e3  # a silent source must not blow the loss up
 
 
+def test_source_weighted_equal_weights_keep_the_loss_and_weights_shift_it():
+    ref = _stems(s=3)
+    est = ref.clone()
+    est[:, 1] += 0.5  # only source 1 is wrong
+    spec = losses.get_loss("spec_l1", n_fft=256, hop=64)
+    for fn in (losses.get_loss("l1"), spec):
+        plain = fn(est, ref).item()
+        assert losses.source_weighted(fn, [1, 1, 1])(est, ref).item() == pytest.approx(plain)
+        # Source 1's error counts 4 / 6 instead of 1 / 3 of the total: twice the loss.
+        assert losses.source_weighted(fn, [1, 4, 1])(est, ref).item() == pytest.approx(2 * plain)
+        assert losses.source_weighted(fn, [1, 0, 1])(est, ref).item() == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="3 sources"):
+        losses.source_weighted(losses.get_loss("l1"), [1, 1])(est, ref)
+    for bad in ([], [0, 0], [1, -1], [1, float("nan")]):
+        with pytest.raises(ValueError, match="source weights"):
+            losses.source_weighted(losses.l1, bad)
+
+
 def test_get_loss_sum_and_errors():
     ref = _stems()
     est = ref + 0.1

@@ -126,6 +126,21 @@ def test_interrupt_saves_a_resumable_checkpoint(corpus, tmp_path, monkeypatch):
     assert load_checkpoint(out / "model.pt").checkpoint_meta["step"] == 7
 
 
+def test_source_weights_reweight_the_loss_and_bad_names_fail(corpus, tmp_path):
+    plain = Trainer(_config(corpus, tmp_path / "a", "train.steps=1"), log=lambda _m: None)
+    heavy = Trainer(_config(corpus, tmp_path / "b", "train.steps=1",
+                            "train.loss.source_weights={noise: 3.0}"), log=lambda _m: None)
+    plain._setup()
+    heavy._setup()
+    est, ref = torch.zeros(1, 2, 1, 100), torch.zeros(1, 2, 1, 100)
+    ref[:, 1] = 1.0  # an error on the noise only: weighted 3 / 4 instead of 1 / 2
+    assert plain.loss_fn(est, ref).item() == pytest.approx(0.5)
+    assert heavy.loss_fn(est, ref).item() == pytest.approx(0.75)
+    with pytest.raises(UnweaveError, match="source_weights names vocals"):
+        Trainer(_config(corpus, tmp_path / "c", "train.loss.source_weights={vocals: 2}"),
+                log=lambda _m: None).run()
+
+
 def test_gan_stage_runs_and_is_saved(corpus, tmp_path):
     out = tmp_path / "gan"
     cfg = _config(corpus, out, "train.steps=6", "train.eval_every=0", "gan.enabled=true",

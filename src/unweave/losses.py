@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 from collections.abc import Callable, Sequence
 
 import torch
@@ -316,6 +317,24 @@ LOSSES: dict[str, Callable[..., torch.Tensor]] = {
     "spec_ssim": spec_ssim,
     "projection": source_projection,
 }
+
+
+def source_weighted(fn: Callable[..., torch.Tensor],
+                    weights: list[float]) -> Callable[..., torch.Tensor]:
+    """``fn`` applied to each source ``s`` of ``est, ref: (B, S, C, T)`` on its own, weighted by
+    ``weights[s]`` and divided by the weights' sum. With equal weights a loss that averages over
+    the sources (L1, spectral L1, ...) is unchanged; a larger weight trains that source harder."""
+    if not weights or any(not math.isfinite(w) or w < 0 for w in weights) or sum(weights) <= 0:
+        raise ValueError(f"source weights must be finite, >= 0 and not all 0, got {weights!r}")
+    total = float(sum(weights))
+
+    def weighted(est, ref, mix=None):
+        if est.shape[1] != len(weights):
+            raise ValueError(f"{len(weights)} source weights for {est.shape[1]} sources")
+        return sum(w * fn(est[:, s:s + 1], ref[:, s:s + 1], mix)
+                   for s, w in enumerate(weights) if w > 0) / total
+
+    return weighted
 
 
 def _needs_mix(fn: Callable) -> bool:

@@ -88,6 +88,9 @@ class OptimConfig:
 class LossConfig:
     name: str = "l1"  # a name from unweave.losses.LOSSES, or "sum" with kwargs.terms
     kwargs: dict = field(default_factory=dict)
+    # per-source weights by name, e.g. {music: 2.0}; sources left out weigh 1 (empty = the plain
+    # loss over all sources at once)
+    source_weights: dict = field(default_factory=dict)
 
 
 @dataclass

@@ -166,7 +166,15 @@ class Trainer:
             if cfg.gan.enabled else None
         try:
             self.loss_fn = losses.get_loss(cfg.train.loss.name, **cfg.train.loss.kwargs)
-        except ValueError as exc:
+            weights = dict(cfg.train.loss.source_weights or {})
+            unknown = sorted(set(weights) - set(self.sources))
+            if unknown:
+                raise ValueError(f"source_weights names {', '.join(map(str, unknown))}, not a "
+                                 f"source of the model ({', '.join(self.sources)})")
+            if weights:
+                self.loss_fn = losses.source_weighted(
+                    self.loss_fn, [float(weights.get(s, 1.0)) for s in self.sources])
+        except (ValueError, TypeError) as exc:
             raise UnweaveError(f"train.loss: {exc}") from None
         self.model = self.raw_model
         if self.info.enabled:
