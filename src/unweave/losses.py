@@ -323,7 +323,10 @@ def source_weighted(fn: Callable[..., torch.Tensor],
                     weights: list[float]) -> Callable[..., torch.Tensor]:
     """``fn`` applied to each source ``s`` of ``est, ref: (B, S, C, T)`` on its own, weighted by
     ``weights[s]`` and divided by the weights' sum. With equal weights a loss that averages over
-    the sources (L1, spectral L1, ...) is unchanged; a larger weight trains that source harder."""
+    the sources (L1, spectral L1, ...) is unchanged; a larger weight trains that source harder.
+    ``mix`` is passed whole, so losses that score a source against ``mix - ref`` (noise-weighted
+    MSE, projection, soft SNR) keep their meaning; ``noise_huber``, which scores the sources'
+    sum or one source by index, does not split by source and is not meant for this."""
     if not weights or any(not math.isfinite(w) or w < 0 for w in weights) or sum(weights) <= 0:
         raise ValueError(f"source weights must be finite, >= 0 and not all 0, got {weights!r}")
     total = float(sum(weights))
