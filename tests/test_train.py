@@ -139,6 +139,11 @@ def test_source_weights_reweight_the_loss_and_bad_names_fail(corpus, tmp_path):
     with pytest.raises(UnweaveError, match="source_weights names vocals"):
         Trainer(_config(corpus, tmp_path / "c", "train.loss.source_weights={vocals: 2}"),
                 log=lambda _m: None).run()
+    with pytest.raises(UnweaveError, match="source_weights cannot split noise_huber"):
+        Trainer(_config(corpus, tmp_path / "d", "train.loss.source_weights={noise: 2}",
+                        "train.loss.name=sum", "train.loss.kwargs={terms: [{name: l1}, "
+                        "{name: noise_huber, kwargs: {noise_index: 1}}]}"),
+                log=lambda _m: None).run()
 
 
 def test_gan_stage_runs_and_is_saved(corpus, tmp_path):

@@ -171,6 +171,11 @@ class Trainer:
             if unknown:
                 raise ValueError(f"source_weights names {', '.join(map(str, unknown))}, not a "
                                  f"source of the model ({', '.join(self.sources)})")
+            whole = sorted(set(losses.loss_names(cfg.train.loss.name, cfg.train.loss.kwargs))
+                           & losses.WHOLE_LOSSES)
+            if weights and whole:
+                raise ValueError(f"source_weights cannot split {', '.join(whole)} (it scores the "
+                                 "sources' sum or one source by index); drop one of the two")
             if weights:
                 self.loss_fn = losses.source_weighted(
                     self.loss_fn, [float(weights.get(s, 1.0)) for s in self.sources])
