@@ -228,3 +228,33 @@ def test_bag_weights_caches_estimates_per_weights_not_per_name(tmp_path) -> None
     bag_weights.member_estimates("m", sep, mix, tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         [f"m-{before}", f"m-{bag_weights.weights_fingerprint(sep.model)}"])
+
+
+def test_compare_reports_splits_chosen_and_held_out_items(tmp_path, capsys) -> None:
+    compare = _tool("compare_reports")
+    rows = ["split,item,stem,path"] + [f"valid,it{i},{s},x/{i}/{s}.wav"
+                                       for i in range(4) for s in ("a", "b")]
+    (tmp_path / "manifest.csv").write_text("\n".join(rows) + "\n")
+
+    def report(name: str, values: list[float]) -> Path:
+        for i, v in enumerate(values):
+            scores = {s: {"si_sdr": {"estimate": v, "oracle_irm": 10.0}} for s in ("a", "b")}
+            (tmp_path / name / "items").mkdir(parents=True, exist_ok=True)
+            (tmp_path / name / "items" / f"it{i}.json").write_text(json.dumps({"scores": scores}))
+        return tmp_path / name
+
+    old, new = report("old", [1.0, 2.0, 3.0, 4.0]), report("new", [2.0, 1.0, 5.0, 6.0])
+    out = tmp_path / "cmp.txt"
+    assert compare.main([str(tmp_path), f"old={old}", f"new={new}", "--first", "2",
+                         "--out", str(out)]) == 0
+    text = out.read_text()
+    assert capsys.readouterr().out == text
+    groups = text.split("first 2 (chosen on)")
+    # all four: medians 2.5 and 3.5 of an oracle of 10; new better on 3 of 4 (mean +1)
+    assert "old 2.50 (25%), new 3.50 (35%); oracle 10.00" in groups[0]
+    assert "new vs old: better on 3/4 items, mean +1.00 dB" in groups[0]
+    chosen, held = groups[1].split("the other 2 (held out)")
+    assert "old 1.50 (15%), new 1.50 (15%)" in chosen and "better on 1/2 items" in chosen
+    assert "old 3.50 (35%), new 5.50 (55%)" in held and "better on 2/2 items, mean +2.00" in held
+    with pytest.raises(SystemExit, match="no items/ folder"):
+        compare.main([str(tmp_path), f"old={tmp_path / 'missing'}"])
