@@ -190,5 +190,7 @@ def test_get_loss_sum_and_errors():
         losses.get_loss("nope")
     with pytest.raises(ValueError, match="no option"):
         losses.get_loss("l1", n_fft=3)
+    with pytest.raises(ValueError, match="takes only terms"):
+        losses.get_loss("sum", terms=[{"weight": 1.0}])  # a term without a name
     with pytest.raises(ValueError, match="needs the mixture"):
         losses.get_loss("noise_weighted_mse")(est, ref)

@@ -364,7 +364,7 @@ def get_loss(name: str, **kwargs) -> Callable[..., torch.Tensor]:
     """
     if name == "sum":
         terms = kwargs.pop("terms", None)
-        if not terms or kwargs:
+        if not terms or kwargs or any(not isinstance(t, dict) or "name" not in t for t in terms):
             raise ValueError("loss 'sum' takes only terms=[{name, weight, kwargs}, ...]")
         parts = [(float(t.get("weight", 1.0)), get_loss(t["name"], **dict(t.get("kwargs") or {})))
                  for t in terms]
