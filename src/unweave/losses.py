@@ -318,17 +318,6 @@ LOSSES: dict[str, Callable[..., torch.Tensor]] = {
     "projection": source_projection,
 }
 
-# Losses that score the sources' sum (or one source by index), so cannot be taken per source.
-WHOLE_LOSSES = frozenset({"noise_huber"})
-
-
-def loss_names(name: str, kwargs: dict | None = None) -> list[str]:
-    """The names of the losses a config uses: ``[name]``, or the terms' names for ``"sum"``."""
-    if name != "sum":
-        return [name]
-    return [n for t in (kwargs or {}).get("terms") or [] for n in loss_names(
-        t.get("name", ""), t.get("kwargs"))]
-
 
 def source_weighted(fn: Callable[..., torch.Tensor],
                     weights: list[float]) -> Callable[..., torch.Tensor]:
@@ -337,8 +326,7 @@ def source_weighted(fn: Callable[..., torch.Tensor],
     the sources (L1, spectral L1, ...) is unchanged; a larger weight trains that source harder.
     ``mix`` is passed whole, so losses that score a source against ``mix - ref`` (noise-weighted
     MSE, projection, soft SNR) keep their meaning; ``noise_huber``, which scores the sources'
-    sum or one source by index, does not split by source (``WHOLE_LOSSES``; the trainer refuses
-    the pair)."""
+    sum or one source by index, does not split by source (``get_weighted_loss`` refuses it)."""
     if not weights or any(not math.isfinite(w) or w < 0 for w in weights) or sum(weights) <= 0:
         raise ValueError(f"source weights must be finite, >= 0 and not all 0, got {weights!r}")
     total = float(sum(weights))
@@ -391,3 +379,25 @@ def get_loss(name: str, **kwargs) -> Callable[..., torch.Tensor]:
 
         return with_mix
     return lambda est, ref, mix=None: bound(est, ref)
+
+
+# Losses that score the sources' sum (or one source by index), so cannot be taken per source.
+_WHOLE_LOSSES = frozenset({"noise_huber"})
+
+
+def _loss_names(name: str, kwargs: dict | None = None) -> list[str]:
+    """The names of the losses a config uses: ``[name]``, or the terms' names for ``"sum"``."""
+    if name != "sum":
+        return [name]
+    return [n for t in (kwargs or {}).get("terms") or [] for n in _loss_names(
+        t.get("name", ""), t.get("kwargs"))]
+
+
+def get_weighted_loss(name: str, weights: list[float], **kwargs) -> Callable[..., torch.Tensor]:
+    """``get_loss(name, **kwargs)`` taken per source with ``weights`` (``source_weighted``);
+    a loss that does not split by source (``noise_huber``, alone or as a term) is an error."""
+    whole = sorted(set(_loss_names(name, kwargs)) & _WHOLE_LOSSES)
+    if whole:
+        raise ValueError(f"source_weights cannot split {', '.join(whole)} (it scores the "
+                         "sources' sum or one source by index); drop one of the two")
+    return source_weighted(get_loss(name, **kwargs), weights)

@@ -165,20 +165,15 @@ class Trainer:
         self.gan = GanStage(cfg.gan, audio_channels=self.channels, device=self.device) \
             if cfg.gan.enabled else None
         try:
-            self.loss_fn = losses.get_loss(cfg.train.loss.name, **cfg.train.loss.kwargs)
+            name, kwargs = cfg.train.loss.name, cfg.train.loss.kwargs
             weights = dict(cfg.train.loss.source_weights or {})
             unknown = sorted(set(weights) - set(self.sources))
             if unknown:
                 raise ValueError(f"source_weights names {', '.join(map(str, unknown))}, not a "
                                  f"source of the model ({', '.join(self.sources)})")
-            whole = sorted(set(losses.loss_names(cfg.train.loss.name, cfg.train.loss.kwargs))
-                           & losses.WHOLE_LOSSES)
-            if weights and whole:
-                raise ValueError(f"source_weights cannot split {', '.join(whole)} (it scores the "
-                                 "sources' sum or one source by index); drop one of the two")
-            if weights:
-                self.loss_fn = losses.source_weighted(
-                    self.loss_fn, [float(weights.get(s, 1.0)) for s in self.sources])
+            self.loss_fn = losses.get_weighted_loss(
+                name, [float(weights.get(s, 1.0)) for s in self.sources], **kwargs) \
+                if weights else losses.get_loss(name, **kwargs)
         except (ValueError, TypeError) as exc:
             raise UnweaveError(f"train.loss: {exc}") from None
         self.model = self.raw_model
