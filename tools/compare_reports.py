@@ -41,45 +41,44 @@ def load_report(folder: Path, names: list[str]) -> dict[str, dict]:
     return found
 
 
-def value(scores: dict, source: str, metric: str, condition: str) -> float | None:
-    got = scores.get(source, {}).get(metric, {}).get(condition)
-    return None if got is None else float(got)
+def per_item(report: dict[str, dict], names: list[str], source: str, metric: str,
+             condition: str = "estimate") -> dict[str, float]:
+    """{item: score} of ``report`` for the items of ``names`` that have one."""
+    out = {}
+    for name in names:
+        got = report.get(name, {}).get(source, {}).get(metric, {}).get(condition)
+        if got is not None:
+            out[name] = float(got)
+    return out
 
 
 def compare(reports: dict[str, dict[str, dict]], names: list[str], sources: list[str],
             metric: str) -> list[str]:
     """Lines of text for the items ``names``: medians, oracle ratios, wins against the first."""
     lines = []
-    base = next(iter(reports))
     for source in sources:
-        oracle = []
-        for n in names:
-            found = [v for r in reports.values() if n in r
-                     for v in [value(r[n], source, metric, "oracle_irm")] if v is not None]
-            oracle += found[:1]
-        oracle_median = float(np.median(oracle)) if oracle else None
+        oracle: dict[str, float] = {}
+        for report in reports.values():  # the oracle per item, from the first report with it
+            oracle = {**per_item(report, names, source, metric, "oracle_irm"), **oracle}
+        oracle_median = float(np.median(list(oracle.values()))) if oracle else None
+        scores = {label: per_item(r, names, source, metric) for label, r in reports.items()}
         parts = []
-        for label, report in reports.items():
-            got = [v for n in names if n in report
-                   for v in [value(report[n], source, metric, "estimate")] if v is not None]
-            if not got:
-                continue
-            median = float(np.median(got))
-            ratio = f" ({median / oracle_median:.0%})" if oracle_median else ""
-            parts.append(f"{label} {median:.2f}{ratio}")
+        for label, got in scores.items():
+            if got:
+                median = float(np.median(list(got.values())))
+                ratio = f" ({median / oracle_median:.0%})" if oracle_median else ""
+                parts.append(f"{label} {median:.2f}{ratio}")
         head = f"  {source}: median {metric} " + ", ".join(parts)
         if oracle_median is not None:
             head += f"; oracle {oracle_median:.2f}"
         lines.append(head)
-        for label, report in list(reports.items())[1:]:
-            pairs = [(a, b) for n in names if n in report and n in reports[base]
-                     for a, b in [(value(reports[base][n], source, metric, "estimate"),
-                                   value(report[n], source, metric, "estimate"))]
-                     if a is not None and b is not None]
-            if pairs:
-                diff = np.array([b - a for a, b in pairs])
-                lines.append(f"    {label} vs {base}: better on {(diff > 0).sum()}/{len(diff)} "
-                             f"items, mean {diff.mean():+.2f} dB, median {np.median(diff):+.2f} dB")
+        base_label, base = next(iter(scores.items()))
+        for label, got in list(scores.items())[1:]:
+            diff = np.array([got[n] - base[n] for n in names if n in got and n in base])
+            if diff.size:
+                lines.append(f"    {label} vs {base_label}: better on {(diff > 0).sum()}/"
+                             f"{len(diff)} items, mean {diff.mean():+.2f} dB, median "
+                             f"{np.median(diff):+.2f} dB")
     return lines
 
 
