@@ -1,5 +1,5 @@
 # unweave: `make demo` sets everything up and separates the bundled example;
-# `make test` sets everything up and runs the test suite.
+# `make test` sets everything up and runs the test suite; `make lint` checks the code with ruff.
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -29,6 +29,10 @@ test-all: setup
 bench: setup  # minutes to an hour; figures land in bench/results/
 	$(PY) bench/speed.py --seconds 180 --threads 2 --repeats 1
 	$(PY) bench/memory.py --model default --minutes 1 60 --threads 1
+
+lint: setup  # ruff, pinned in requirements-dev.txt
+	$(PY) -m pip install -q -r requirements-dev.txt
+	$(PY) -m ruff check src tests tools bench
 
 clean:
 	rm -rf separated .pytest_cache

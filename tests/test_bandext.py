@@ -115,7 +115,7 @@ def test_separator_stems_sum_to_the_full_band_file_in_memory_and_streaming(tmp_p
 
 
 def test_long_calls_are_processed_in_pieces_with_the_same_result(monkeypatch):
-    import unweave.dsp.bandext as bandext
+    from unweave.dsp import bandext
 
     gen = torch.Generator().manual_seed(2)
     mix = 0.1 * torch.randn(2, 20000, generator=gen)
@@ -128,7 +128,7 @@ def test_long_calls_are_processed_in_pieces_with_the_same_result(monkeypatch):
 
 
 def test_the_stem_writer_in_short_pieces_writes_the_same_files(tmp_path, monkeypatch):
-    import unweave.inference.separator as separator
+    from unweave.inference import separator
     from unweave.inference.separator import OutputOptions, Separator
 
     mix = 0.3 * tone(440, seconds=1.3) + 0.2 * tone(16000, seconds=1.3)

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -258,3 +259,29 @@ def test_compare_reports_splits_chosen_and_held_out_items(tmp_path, capsys) -> N
     assert "old 3.50 (35%), new 5.50 (55%)" in held and "better on 2/2 items, mean +2.00" in held
     with pytest.raises(SystemExit, match="no items/ folder"):
         compare.main([str(tmp_path), f"old={tmp_path / 'missing'}"])
+
+
+def test_bag_weights_joint_objective_refuses_a_weight_that_costs_another_stem() -> None:
+    bag_weights = _tool("bag_weights")
+    sources, members = ["a", "b"], ["m", "n"]
+
+    def score(w):  # raising m's weight for a lifts a by 1 dB and costs b 2 dB (a shared filter)
+        lift = float(w[0, 0]) - 1.0
+        return bag_weights.summarise({"a": [1.0 + lift, 3.0 + lift], "b": [5.0 - 2 * lift] * 2})
+
+    start, tunable = np.ones((2, 2)), np.array([[True, False], [False, False]])
+    kept, trials = bag_weights.coordinate_descent(
+        start, tunable, [1.0, 2.0], score, bag_weights.objective("stem", sources),
+        sources, members)
+    assert kept[0, 0] == 2.0 and [t[0] for t in trials] == ["start", "a:m=2.0"]
+    assert trials[1][2]["median"] == {"a": 3.0, "b": 3.0}
+    for joint in ("joint", "joint-mean"):
+        kept, _ = bag_weights.coordinate_descent(
+            start, tunable, [1.0, 2.0], score, bag_weights.objective(joint, sources),
+            sources, members)
+        assert kept[0, 0] == 1.0
+    # a trial that would leave a source with no weight at all is skipped
+    kept, trials = bag_weights.coordinate_descent(
+        np.array([[1.0, 1.0], [0.0, 1.0]]), tunable, [0.0], score,
+        bag_weights.objective("stem", sources), sources, members)
+    assert len(trials) == 1 and kept[0, 0] == 1.0

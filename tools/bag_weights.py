@@ -8,9 +8,12 @@ its raw estimates are cached (float16) so later runs reuse them. A bag's stems a
 weighted per-source average of the members' estimates, refined by soft masks as the ``Bag`` +
 ``Refined`` pipeline does (here over the whole song rather than per chunk), brought to the songs'
 rate with band extension (as ``Separator`` does by default; ``--no-band-extension``: without),
-and scored with the evaluator's SDR (``--metric si_sdr``: SI-SDR; median over songs). The
-search is one pass of coordinate descent: for each source, each member's weight is tried at
-every grid value while the others stay, and the best (by that source's median score) is kept.
+and scored with the evaluator's SDR (``--metric si_sdr``: SI-SDR). The search is one pass of
+coordinate descent: for each source, each member's weight is tried at every grid value while the
+others stay, and a trial is kept when it raises the objective by more than 0.01 dB:
+``--objective stem`` (default) that source's median over songs; ``joint`` the sum over sources of
+their medians (a weight also moves the other stems, which share each bin's refinement filter);
+``joint-mean`` the sum of their means (steadier than medians over few songs).
 Members may estimate only some of the first member's
 sources (a vocals/accompaniment model contributes its vocals). Writes ``weights.json`` (the
 chosen rows, ready for a catalog ``bag`` entry) and ``search.csv`` (every trial).
@@ -26,6 +29,7 @@ import hashlib
 import io
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +72,55 @@ def member_estimates(member: str, sep: Separator, mixtures: dict[str, torch.Tens
     return tuple(sep.sources), out
 
 
+Summary = dict[str, dict[str, float]]  # {"median"|"mean": {source: score}}
+OBJECTIVES = ("stem", "joint", "joint-mean")
+
+
+def summarise(per_source: dict[str, list[float]]) -> Summary:
+    """Median and mean over songs of each source's scores."""
+    return {stat: {s: float(fn(v)) if v else float("nan") for s, v in per_source.items()}
+            for stat, fn in (("median", np.median), ("mean", np.mean))}
+
+
+def objective(name: str, sources: list[str]) -> Callable[[Summary, int], float]:
+    """The value a trial that changed source ``i``'s weights must raise (see the module doc)."""
+    if name == "stem":
+        return lambda got, i: got["median"][sources[i]]
+    stat = "mean" if name == "joint-mean" else "median"
+    return lambda got, i: sum(got[stat][s] for s in sources)
+
+
+def coordinate_descent(weights: np.ndarray, tunable: np.ndarray, grid: list[float],
+                       score: Callable[[np.ndarray], Summary],
+                       value: Callable[[Summary, int], float], sources: list[str],
+                       members: list[str]) -> tuple[np.ndarray, list]:
+    """One pass over the sources and, within each, the members whose weight ``tunable[k, i]``
+    allows: every grid value is tried and kept when ``value`` rises by more than 0.01 dB (a
+    source's weights never all 0). Returns the weights and the trials ``(label, rows, summary)``,
+    the start first."""
+    best = score(weights)
+    trials = [("start", weights.tolist(), best)]
+    print(f"start {best['median']}", file=sys.stderr)
+    for i, s in enumerate(sources):
+        for k, member in enumerate(members):
+            if not tunable[k, i]:
+                continue
+            for g in grid:
+                if g == weights[k, i]:
+                    continue
+                trial = weights.copy()
+                trial[k, i] = g
+                if trial[:, i].sum() == 0:
+                    continue
+                got = score(trial)
+                trials.append((f"{s}:{member}={g}", trial.tolist(), got))
+                print(f"{s} {member}={g}: {value(got, i):.2f} (best {value(best, i):.2f})",
+                      file=sys.stderr)
+                if value(got, i) > value(best, i) + 0.01:
+                    weights, best = trial, got
+    return weights, trials
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("corpus")
@@ -94,6 +147,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--metric", choices=("sdr", "si_sdr"), default="sdr",
                         help="the score the weights are chosen by (SDR for music, SI-SDR for "
                         "soundtracks)")
+    parser.add_argument("--objective", choices=OBJECTIVES, default="stem",
+                        help="what a trial must raise: its source's median (stem), the sum of "
+                        "every source's median (joint) or of every source's mean (joint-mean)")
     parser.add_argument("--out", type=Path, default=Path("reports/bag_weights"))
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -146,42 +202,26 @@ def main(argv: list[str] | None = None) -> int:
                 value = scores[s][args.metric]["estimate"]
                 if value is not None:
                     per_source[s].append(value)
-        return {s: float(np.median(v)) for s, v in per_source.items()}
+        return summarise(per_source)
 
-    trials = []
-    best = score(weights)
-    trials.append(("start", weights.tolist(), best))
-    print(f"start {best}", file=sys.stderr)
-    for i, s in enumerate(sources):
-        if s not in searched:
-            continue
-        for k in range(len(members)):
-            if not has[k, i] or args.members[k] not in tune:
-                continue
-            for g in grid:
-                if g == weights[k, i]:
-                    continue
-                trial = weights.copy()
-                trial[k, i] = g
-                if trial[:, i].sum() == 0:
-                    continue
-                got = score(trial)
-                trials.append((f"{s}:{args.members[k]}={g}", trial.tolist(), got))
-                print(f"{s} {args.members[k]}={g}: {got[s]:.2f} (best {best[s]:.2f})",
-                      file=sys.stderr)
-                if got[s] > best[s] + 0.01:
-                    weights, best = trial, got
-    final = score(weights)
+    tunable = [[bool(has[k, i]) and args.members[k] in tune and s in searched
+                for i, s in enumerate(sources)] for k in range(len(members))]
+    weights, trials = coordinate_descent(weights, np.array(tunable), grid, score,
+                                         objective(args.objective, sources), sources,
+                                         args.members)
+    final = next(got for _, rows, got in reversed(trials) if rows == weights.tolist())
     args.out.mkdir(parents=True, exist_ok=True)
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(["trial", "weights", *sources])
+    writer.writerow(["trial", "weights", *sources, *(f"{s}_mean" for s in sources)])
     for label, w, got in trials:
-        writer.writerow([label, json.dumps(w), *(f"{got[s]:.3f}" for s in sources)])
+        writer.writerow([label, json.dumps(w), *(f"{got['median'][s]:.3f}" for s in sources),
+                         *(f"{got['mean'][s]:.3f}" for s in sources)])
     write_text_atomic(args.out / "search.csv", buf.getvalue())
     result = {"corpus": args.corpus, "split": args.split, "items": len(items),
-              "members": args.members,
-              "weights": weights.tolist(), f"{args.metric}_median": final,
+              "members": args.members, "objective": args.objective,
+              "weights": weights.tolist(), f"{args.metric}_median": final["median"],
+              f"{args.metric}_mean": final["mean"],
               "spatial": args.spatial, "band_extension": args.band_extension,
               "note": "whole-song refinement; weights chosen on these songs"}
     write_text_atomic(args.out / "weights.json", json.dumps(result, indent=2) + "\n")

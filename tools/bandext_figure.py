@@ -10,11 +10,10 @@ both runs, 0 to the file's Nyquist frequency, with the model's Nyquist frequency
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import numpy as np
 import torch
-
-from pathlib import Path
 
 from unweave.audio import io
 from unweave.inference.separator import Separator

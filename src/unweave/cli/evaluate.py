@@ -10,8 +10,15 @@ import argparse
 from pathlib import Path
 
 from ..errors import UnweaveError
-from . import (add_band_extension_argument, add_refine_arguments, count, overlap_fraction,
-               positive_int, refine_request, seconds)
+from . import (
+    add_band_extension_argument,
+    add_refine_arguments,
+    count,
+    overlap_fraction,
+    positive_int,
+    refine_request,
+    seconds,
+)
 
 EPILOG = """\
 DATASET is a folder of tracks, TRACK/<stem>.wav (+ optional TRACK/mixture.wav; otherwise the

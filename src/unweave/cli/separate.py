@@ -11,8 +11,15 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..errors import UnweaveError
-from . import (add_band_extension_argument, add_refine_arguments, count, overlap_fraction,
-               positive_int, refine_request, seconds)
+from . import (
+    add_band_extension_argument,
+    add_refine_arguments,
+    count,
+    overlap_fraction,
+    positive_int,
+    refine_request,
+    seconds,
+)
 
 AUDIO_SUFFIXES = {
     ".wav", ".flac", ".ogg", ".oga", ".mp3", ".m4a", ".aac", ".opus", ".aif", ".aiff", ".wma",
