@@ -41,6 +41,7 @@ from unweave.dsp.bandext import band_seen, extend_stems
 from unweave.dsp.postfilter import fft_size, soft_mask_refine
 from unweave.evaluate import find_items, load_item, safe_name, score_item
 from unweave.inference.separator import Separator
+from unweave.metrics.report import stats
 
 
 def weights_fingerprint(model: torch.nn.Module) -> str:
@@ -76,10 +77,12 @@ Summary = dict[str, dict[str, float]]  # {"median"|"mean": {source: score}}
 OBJECTIVES = ("stem", "joint", "joint-mean")
 
 
-def summarise(per_source: dict[str, list[float]]) -> Summary:
-    """Median and mean over songs of each source's scores."""
-    return {stat: {s: float(fn(v)) if v else float("nan") for s, v in per_source.items()}
-            for stat, fn in (("median", np.median), ("mean", np.mean))}
+def summarise(per_source: dict[str, list[float | None]]) -> Summary:
+    """Median and mean over songs of each source's scores (``metrics.report.stats``; None
+    scores left out, NaN where a source has none)."""
+    got = {s: stats(v) for s, v in per_source.items()}
+    return {k: {s: float("nan") if g[k] is None else g[k] for s, g in got.items()}
+            for k in ("median", "mean")}
 
 
 def objective(name: str, sources: list[str]) -> Callable[[Summary, int], float]:
@@ -185,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         """Median score per source. Every source is scored together: the evaluator (museval)
         skips the frames where any reference is silent, so one source alone scores
         differently."""
-        per_source: dict[str, list[float]] = {s: [] for s in sources}
+        per_source: dict[str, list[float | None]] = {s: [] for s in sources}
         share = w / w.sum(axis=0)  # each source's weights sum to 1, as in Bag
         for name, x in loaded.items():
             acc = torch.zeros((len(sources),) + tuple(mix_model[name].shape))
@@ -199,9 +202,7 @@ def main(argv: list[str] | None = None) -> int:
                 back = extend_stems(back, x.mixture, mix_band[name], rate_model, rate)
             scores = score_item(x, back, sources, (args.metric,), oracle=False)["scores"]
             for s in sources:
-                value = scores[s][args.metric]["estimate"]
-                if value is not None:
-                    per_source[s].append(value)
+                per_source[s].append(scores[s][args.metric]["estimate"])
         return summarise(per_source)
 
     tunable = [[bool(has[k, i]) and args.members[k] in tune and s in searched

@@ -71,6 +71,18 @@ def add_band_extension_argument(p: argparse.ArgumentParser) -> None:
                         "leaves the stems empty above the model's Nyquist frequency)")
 
 
+def add_chunking_arguments(p: argparse.ArgumentParser) -> None:
+    """How a model runs over a file, shared by ``separate`` and ``evaluate``: ``--shifts``,
+    ``--overlap``, the refinement and band-extension options and ``--segment``."""
+    p.add_argument("--shifts", type=count, default=0,
+                   help="average over N random time shifts (slower, slightly better; default: 0)")
+    p.add_argument("--overlap", type=overlap_fraction, default=None,
+                   help="overlap between chunks (0-1; default: the model's, else 0.25)")
+    add_refine_arguments(p)
+    add_band_extension_argument(p)
+    p.add_argument("--segment", type=seconds, default=None, help="chunk length in seconds")
+
+
 def refine_request(args: argparse.Namespace) -> bool | str | None:
     """None (the model's setting), False, True (the model's mode) or a mode name."""
     if args.refine_mode is not None:

@@ -10,15 +10,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import UnweaveError
-from . import (
-    add_band_extension_argument,
-    add_refine_arguments,
-    count,
-    overlap_fraction,
-    positive_int,
-    refine_request,
-    seconds,
-)
+from . import add_chunking_arguments, positive_int, refine_request
 
 EPILOG = """\
 DATASET is a folder of tracks, TRACK/<stem>.wav (+ optional TRACK/mixture.wav; otherwise the
@@ -47,12 +39,7 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-plots", action="store_true", help="write no PNG plots")
     parser.add_argument("--spectrograms", type=int, default=3, metavar="N",
                         help="spectrogram figures for the first N items (default: %(default)s)")
-    parser.add_argument("--shifts", type=count, default=0, help="random-shift passes (default: 0)")
-    parser.add_argument("--overlap", type=overlap_fraction, default=None,
-                        help="chunk overlap (default: the model's, else 0.25)")
-    add_refine_arguments(parser)
-    add_band_extension_argument(parser)
-    parser.add_argument("--segment", type=seconds, default=None, help="chunk length in seconds")
+    add_chunking_arguments(parser)
     parser.add_argument("-d", "--device", default="cpu", help="cpu, cuda or mps (default: cpu)")
     parser.add_argument("-j", "--jobs", type=positive_int, default=None,
                         help="CPU threads for the model")

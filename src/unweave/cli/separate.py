@@ -11,15 +11,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..errors import UnweaveError
-from . import (
-    add_band_extension_argument,
-    add_refine_arguments,
-    count,
-    overlap_fraction,
-    positive_int,
-    refine_request,
-    seconds,
-)
+from . import add_chunking_arguments, positive_int, refine_request
 
 AUDIO_SUFFIXES = {
     ".wav", ".flac", ".ogg", ".oga", ".mp3", ".m4a", ".aac", ".opus", ".aif", ".aiff", ".wma",
@@ -33,13 +25,7 @@ def add_parser(p: argparse.ArgumentParser) -> None:
                    help="audio or video files, or folders (searched recursively)")
     p.add_argument("-n", "--name", "--model", dest="model", default="default",
                    help="model name (see `unweave models`), checkpoint path or URL")
-    p.add_argument("--shifts", type=count, default=0,
-                   help="average over N random time shifts (slower, slightly better)")
-    p.add_argument("--overlap", type=overlap_fraction, default=None,
-                   help="overlap between chunks (0-1; default: the model's, else 0.25)")
-    add_refine_arguments(p)
-    add_band_extension_argument(p)
-    p.add_argument("--segment", type=seconds, default=None, help="chunk length in seconds")
+    add_chunking_arguments(p)
     p.add_argument("--stems", default=None, help="comma-separated stems to write (default all)")
     p.add_argument("--two-stems", default=None, metavar="STEM",
                    help="write STEM and no_STEM (the mixture minus STEM)")

@@ -22,7 +22,8 @@ import torch
 CONDITION_LABELS = {"mixture": "mixture", "estimate": "estimate", "oracle_irm": "IRM oracle"}
 
 
-def _stats(values: list[float | None]) -> dict[str, Any]:
+def stats(values: list[float | None]) -> dict[str, Any]:
+    """Median, mean and count of ``values`` (None left out; median and mean None if empty)."""
     vals = np.array([v for v in values if v is not None], dtype=np.float64)
     if vals.size == 0:
         return {"median": None, "mean": None, "n": 0}
@@ -37,7 +38,7 @@ def summarize(items: list[dict[str, Any]], sources: Sequence[str], metrics: Sequ
         stems[source] = {}
         for m in metrics:
             rows = [it["scores"][source][m] for it in items]
-            entry = {c: _stats([r[c] for r in rows]) for c in (*conditions, "improvement")}
+            entry = {c: stats([r[c] for r in rows]) for c in (*conditions, "improvement")}
             est, orc = entry["estimate"]["median"], entry.get("oracle_irm", {}).get("median")
             entry["ratio_to_oracle"] = est / orc if est is not None and orc and orc > 0 else None
             stems[source][m] = entry
