@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -299,6 +301,26 @@ def test_spec_unet_softmax_masks_share_the_mixture():
         _tiny("spec_unet", mask="relu")
     with pytest.raises(ValueError, match="softmax"):
         _tiny("spec_unet", mask="softmax", input="complex")
+
+
+def test_spec_unet_band_limited_gives_the_band_above_to_the_last_source():
+    model = _tiny("spec_unet", sources=("bass", "rest"), mask="softmax", max_frequency=1000.0)
+    model.train()
+    assert model.band_bins == math.ceil(1000 * 256 / model.sample_rate) + 1
+    mix = _mix(model, 4097)
+    out = model(mix)
+    torch.testing.assert_close(out.sum(dim=1), mix, rtol=0, atol=1e-5)
+    above = slice(model.band_bins + 4, None)  # a few bins off the edge: the window's leak
+    bass_high = stft(out[:, 0].detach(), 256, 64)[..., above, :].abs().square().sum()
+    mix_high = stft(mix, 256, 64)[..., above, :].abs().square().sum()
+    assert bass_high < 1e-3 * mix_high  # the mixture above the band went to "rest"
+    out[:, 0].square().mean().backward()
+    assert all(p.grad is not None for p in model.parameters())
+    for kwargs, message in (({"max_frequency": 0.0}, "max_frequency must be in"),
+                            ({"max_frequency": 1e5}, "max_frequency must be in"),
+                            ({"max_frequency": 500.0, "output": "spectrum"}, "needs output")):
+        with pytest.raises(ValueError, match=message):
+            _tiny("spec_unet", **kwargs)
 
 
 def test_spec_unet_unit_mask_returns_the_mixture():

@@ -146,6 +146,19 @@ def test_source_weights_reweight_the_loss_and_bad_names_fail(corpus, tmp_path):
                 log=lambda _m: None).run()
 
 
+def test_best_metric_can_be_one_sources_score(corpus, tmp_path):
+    out = tmp_path / "run"
+    Trainer(_config(corpus, out, "train.steps=4", "train.eval_every=2",
+                    "train.best_metric=sdr/noise"), log=lambda _m: None).run()
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    valid = [r for r in records if r["kind"] == "valid" and r["step"] > 0]
+    best = max(valid, key=lambda r: r["sdr/noise"])
+    assert load_checkpoint(out / "best.pt").checkpoint_meta["step"] == best["step"]
+    with pytest.raises(UnweaveError, match="'sdr/vocals' names no source of the model"):
+        Trainer(_config(corpus, tmp_path / "b", "train.best_metric=sdr/vocals"),
+                log=lambda _m: None).run()
+
+
 def test_gan_stage_runs_and_is_saved(corpus, tmp_path):
     out = tmp_path / "gan"
     cfg = _config(corpus, out, "train.steps=6", "train.eval_every=0", "gan.enabled=true",
@@ -180,6 +193,9 @@ def test_overrides_are_type_checked(tmp_path):
         "train.amp=maybe": "train.amp: expected bool",
         "optim.name=lamb": "optim.name: 'lamb' is not one of adam, adamw, sgd",
         "train.ema_decay=1": r"train.ema_decay: must be in \[0, 1\)",
+        "train.best_metric=pesq": "train.best_metric: 'pesq' is not one of",
+        "train.best_metric=loss/sine": "train.best_metric: 'loss/sine' is not one of",
+        "train.best_metric=sdr/": "train.best_metric: 'sdr/' is not one of",
         "lr": "expected key=value",
     }
     for override, message in cases.items():

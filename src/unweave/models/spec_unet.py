@@ -14,7 +14,9 @@ either a mask (``output="mask"``: a sigmoid magnitude mask applied to the mixtur
 the mixture phase, or with ``mask="softmax"`` masks that share each bin between the sources, or
 an unbounded complex mask for complex input) or the spectrum itself
 (``output="spectrum"``: a magnitude combined with the mixture phase, or a complex spectrum).
-Frequency and frame axes are zero-padded to multiples of ``2**depth`` and cropped back. Optionally
+Frequency and frame axes are zero-padded to multiples of ``2**depth`` and cropped back. A
+band-limited model (``max_frequency``) sees and masks only the bins up to that frequency, and its
+last source takes the whole mixture above it (e.g. ``sources=("bass", "rest")``). Optionally
 the input is divided by its RMS (``normalize``) and its magnitudes power-law compressed
 (``compress``) before the network; masks and spectra are applied in the original scale.
 
@@ -25,6 +27,8 @@ estimate, so the two outputs always sum to the mixture. Speech enhancement confi
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -79,6 +83,7 @@ class SpecUNet(SeparationModel):
         mask: str = "sigmoid",
         normalize: bool = False,
         compress: float = 1.0,
+        max_frequency: float | None = None,
     ) -> None:
         """
         Args:
@@ -107,6 +112,9 @@ class SpecUNet(SeparationModel):
             compress: exponent applied to the magnitudes the network sees (phase kept for
                 complex input); 1.0 feeds them as they are, 0.3 is a common power-law
                 compression that evens out loud and quiet bins.
+            max_frequency: if set (Hz), the network sees and masks only the STFT bins up to
+                this frequency; above it the last source takes the whole mixture (masks only,
+                ``predict="sources"``). None: every bin.
         """
         super().__init__(
             sources=sources, sample_rate=sample_rate, audio_channels=audio_channels,
@@ -135,6 +143,7 @@ class SpecUNet(SeparationModel):
             raise ValueError(f"compress must be in (0, 1], got {compress!r}")
         self.normalize = bool(normalize)
         self.compress = float(compress)
+        self.band_bins = self._band_bins(max_frequency, output, predict)
         self.estimates = 1 if predict == "noise" else len(self.sources)
         maps = self.audio_channels * (2 if input == "complex" else 1)  # per estimate
 
@@ -155,6 +164,18 @@ class SpecUNet(SeparationModel):
             up_dense = nn.Identity() if final else self._dense(up_out, dense, dense_growth)
             self.up_dense.append(up_dense)
             in_ch = width
+
+    def _band_bins(self, max_frequency: float | None, output: str, predict: str) -> int | None:
+        """Number of low STFT bins the network sees (None: all)."""
+        if max_frequency is None:
+            return None
+        nyquist = self.sample_rate / 2
+        if not 0.0 < float(max_frequency) < nyquist:
+            raise ValueError(f"max_frequency must be in (0, {nyquist:g}) Hz, got {max_frequency!r}")
+        if (output, predict) != ("mask", "sources") or len(self.sources) < 2:
+            raise ValueError("max_frequency needs output='mask', predict='sources' and at least "
+                             "two sources (the last takes the band above it)")
+        return math.ceil(float(max_frequency) * self.n_fft / self.sample_rate) + 1
 
     @staticmethod
     def _dense(width: int, dense: bool, growth: int | None) -> nn.Module:
@@ -188,7 +209,8 @@ class SpecUNet(SeparationModel):
     def forward(self, mix: torch.Tensor) -> torch.Tensor:
         """mix: (B, C, T) -> (B, S, C, T)."""
         batch, chans, length = mix.shape
-        spec = stft(mix, self.n_fft, self.hop_length)  # (B, C, F, N) complex
+        full = stft(mix, self.n_fft, self.hop_length)  # (B, C, F, N) complex
+        spec = full[..., : self.band_bins, :]  # the band the network sees (all: band_bins None)
         bins, frames = spec.shape[-2:]
         feats, scale = spec, None
         if self.normalize:  # (B, 1, 1, 1) RMS of the mixture STFT
@@ -221,6 +243,11 @@ class SpecUNet(SeparationModel):
                 est = est * mixture
         if scale is not None and self.output_mode == "spectrum":
             est = est * scale.unsqueeze(1)  # back to the mixture's level
+        if bins < full.shape[-2]:  # above the band: the last source takes the mixture
+            high = full[..., bins:, :].unsqueeze(1)  # (B, 1, C, F - bins, N)
+            above = torch.cat([torch.zeros_like(high).expand(-1, est.shape[1] - 1, -1, -1, -1),
+                               high], dim=1)
+            est = torch.cat([est, above], dim=-2)
         wav = istft(est, self.n_fft, self.hop_length, length)  # (B, K, C, T)
         if self.predict == "noise":
             noise = wav[:, 0]  # (B, C, T)

@@ -105,7 +105,8 @@ class TrainConfig:
     seed: int = 42
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     threads: int = 0  # torch CPU threads (0 = leave as is)
-    best_metric: str = "si_sdr"  # si_sdr | sdr | loss: validation score that picks best.pt
+    # si_sdr | sdr | loss, or one source's score (sdr/bass): validation score that picks best.pt
+    best_metric: str = "si_sdr"
     progress: bool = True  # tqdm progress bar
     plots: bool = True  # loss.png / valid.png after each validation
     loss: LossConfig = field(default_factory=LossConfig)
@@ -211,7 +212,6 @@ CHOICES = {
     ("optim", "name"): ("adam", "adamw", "sgd"),
     ("optim", "schedule"): ("cosine", "step", "none"),
     ("train", "amp_dtype"): ("bfloat16", "float16"),
-    ("train", "best_metric"): ("si_sdr", "sdr", "loss"),
     ("gan", "disc"): ("spec", "wave"),
 }
 
@@ -222,6 +222,11 @@ def _check(config: Config) -> Config:
         value = getattr(getattr(config, section), key)
         if value not in allowed:
             raise ConfigError(f"{section}.{key}: {value!r} is not one of {', '.join(allowed)}")
+    metric, slash, source = config.train.best_metric.partition("/")
+    if metric not in (("si_sdr", "sdr") if slash else ("si_sdr", "sdr", "loss")) or (
+            slash and not source):
+        raise ConfigError(f"train.best_metric: {config.train.best_metric!r} is not one of "
+                          "si_sdr, sdr, loss, si_sdr/SOURCE, sdr/SOURCE")
     if config.train.steps < 1:
         raise ConfigError("train.steps: must be >= 1")
     if config.data.batch_size < 1:

@@ -176,6 +176,10 @@ class Trainer:
                 if weights else losses.get_loss(name, **kwargs)
         except (ValueError, TypeError) as exc:
             raise UnweaveError(f"train.loss: {exc}") from None
+        _, _, source = cfg.train.best_metric.partition("/")
+        if source and source not in self.sources:
+            raise UnweaveError(f"train.best_metric: {cfg.train.best_metric!r} names no source "
+                               f"of the model ({', '.join(self.sources)})")
         self.model = self.raw_model
         if self.info.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
