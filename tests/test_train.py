@@ -148,11 +148,13 @@ def test_source_weights_reweight_the_loss_and_bad_names_fail(corpus, tmp_path):
 
 def test_best_metric_can_be_one_sources_score(corpus, tmp_path):
     out = tmp_path / "run"
-    Trainer(_config(corpus, out, "train.steps=4", "train.eval_every=2",
-                    "train.best_metric=sdr/noise"), log=lambda _m: None).run()
+    summary = Trainer(_config(corpus, out, "train.steps=4", "train.eval_every=2",
+                              "train.best_metric=sdr/noise"), log=lambda _m: None).run()
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     valid = [r for r in records if r["kind"] == "valid" and r["step"] > 0]
     best = max(valid, key=lambda r: r["sdr/noise"])
+    assert summary["best"] == pytest.approx(best["sdr/noise"])  # the stem's score, not the mean
+    assert summary["best"] != pytest.approx(best["sdr"])
     assert load_checkpoint(out / "best.pt").checkpoint_meta["step"] == best["step"]
     with pytest.raises(UnweaveError, match="'sdr/vocals' names no source of the model"):
         Trainer(_config(corpus, tmp_path / "b", "train.best_metric=sdr/vocals"),
