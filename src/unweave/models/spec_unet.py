@@ -143,7 +143,7 @@ class SpecUNet(SeparationModel):
             raise ValueError(f"compress must be in (0, 1], got {compress!r}")
         self.normalize = bool(normalize)
         self.compress = float(compress)
-        self.band_bins = self._band_bins(max_frequency, output, predict)
+        self.band_bins = self._band_bins(max_frequency)
         self.estimates = 1 if predict == "noise" else len(self.sources)
         maps = self.audio_channels * (2 if input == "complex" else 1)  # per estimate
 
@@ -165,14 +165,14 @@ class SpecUNet(SeparationModel):
             self.up_dense.append(up_dense)
             in_ch = width
 
-    def _band_bins(self, max_frequency: float | None, output: str, predict: str) -> int | None:
+    def _band_bins(self, max_frequency: float | None) -> int | None:
         """Number of low STFT bins the network sees (None: all)."""
         if max_frequency is None:
             return None
         nyquist = self.sample_rate / 2
         if not 0.0 < float(max_frequency) < nyquist:
             raise ValueError(f"max_frequency must be in (0, {nyquist:g}) Hz, got {max_frequency!r}")
-        if (output, predict) != ("mask", "sources") or len(self.sources) < 2:
+        if (self.output_mode, self.predict) != ("mask", "sources") or len(self.sources) < 2:
             raise ValueError("max_frequency needs output='mask', predict='sources' and at least "
                              "two sources (the last takes the band above it)")
         return math.ceil(float(max_frequency) * self.n_fft / self.sample_rate) + 1
@@ -243,11 +243,9 @@ class SpecUNet(SeparationModel):
                 est = est * mixture
         if scale is not None and self.output_mode == "spectrum":
             est = est * scale.unsqueeze(1)  # back to the mixture's level
-        if bins < full.shape[-2]:  # above the band: the last source takes the mixture
-            high = full[..., bins:, :].unsqueeze(1)  # (B, 1, C, F - bins, N)
-            above = torch.cat([torch.zeros_like(high).expand(-1, est.shape[1] - 1, -1, -1, -1),
-                               high], dim=1)
-            est = torch.cat([est, above], dim=-2)
+        if bins < full.shape[-2]:  # above the band: silent, but the last source takes the mixture
+            est = F.pad(est, (0, 0, 0, full.shape[-2] - bins))  # (B, K, C, F, N)
+            est[:, -1, ..., bins:, :] = full[..., bins:, :]
         wav = istft(est, self.n_fft, self.hop_length, length)  # (B, K, C, T)
         if self.predict == "noise":
             noise = wav[:, 0]  # (B, C, T)
