@@ -63,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
     print(header)
     print("-" * len(header))
     for r in rows:
-        weights = (f"bag: {'+'.join(r['members'])}" if r.get("members")
+        joint = " > " if r["arch"] == "cascade" else "+"  # a cascade runs its members in turn
+        weights = (f"{r['arch']}: {joint.join(r['members'])}" if r.get("members")
                    else f"trained {r['sha256'][:12]}" if r["trained"] else "UNTRAINED")
         name = r["name"] + (" *" if r.get("default") else "")
         print(f"{name:<18} {r['task']:<11} {r['arch']:<12} {r['sample_rate']:>6} "

@@ -15,6 +15,13 @@ import torch
 from torch import nn
 
 
+def run_padded(model: nn.Module, mix: torch.Tensor) -> torch.Tensor:
+    """``model`` on ``mix`` padded to the model's valid length, cut back: (B, C, T) -> (B, S, C, T)."""
+    length = mix.shape[-1]
+    pad = int(model.valid_length(length)) - length
+    return model(nn.functional.pad(mix, (0, pad)) if pad > 0 else mix)[..., :length]
+
+
 class Bag(nn.Module):
     """Weighted per-source average of ``models``.
 
@@ -79,8 +86,7 @@ class Bag(nn.Module):
         for model, w, picks in zip(self.members, self.weights, self._picks, strict=True):
             if not picks:
                 continue
-            pad = int(model.valid_length(length)) - length
-            est = model(nn.functional.pad(mix, (0, pad)) if pad > 0 else mix)[..., :length]
+            est = run_padded(model, mix)
             for i, j in picks:
                 out[:, i] = out[:, i] + w[i].to(est.dtype) * est[:, j]
         return out

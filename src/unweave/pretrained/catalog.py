@@ -14,6 +14,7 @@ import shutil
 import tempfile
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -58,34 +59,99 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def _bag_members(entry: dict[str, Any]) -> list[dict[str, Any]]:
+# entries made of other entries: a bag averages its "models"; a cascade runs "then" on the
+# mixture minus "first"'s estimate of "source". A bag holds single models. A cascade's "first"
+# and "then" are each a single model or a bag: a catalog name, or a bag written in place
+# ({"models": [...], "weights": [...]}, not listed as a model of its own).
+COMPOSITES = ("bag", "cascade")
+
+
+def _composite(entry: dict[str, Any]) -> str | None:
+    return next((kind for kind in COMPOSITES if kind in entry), None)
+
+
+def _member_specs(entry: dict[str, Any]) -> list[str | dict[str, Any]]:
+    if "bag" in entry:
+        return list(entry["bag"]["models"])
+    return [entry["cascade"]["first"], entry["cascade"]["then"]]
+
+
+def _member_name(spec: str | dict[str, Any]) -> str:
+    return spec if isinstance(spec, str) else "(" + "+".join(spec["models"]) + ")"
+
+
+def _member_entries(entry: dict[str, Any]) -> list[dict[str, Any]]:
+    """The catalog entries a bag or cascade entry is made of (for a bag written in place, an
+    entry made up for it)."""
     entries = catalog_entries()
-    missing = [n for n in entry["bag"]["models"] if n not in entries or "bag" in entries[n]]
-    if missing:
-        raise ModelError(f"{entry['name']}: bag member(s) {', '.join(missing)} not a single model "
+    kind = _composite(entry)
+    nested = ("bag", "cascade") if kind == "bag" else ("cascade",)
+    parts = ("first", "then") if kind == "cascade" else None
+    members, bad = [], []
+    for k, spec in enumerate(_member_specs(entry)):
+        if parts and isinstance(spec, dict):
+            members.append({"name": f"{entry['name']}.{parts[k]}", "task": entry["task"],
+                            "bag": spec})
+            continue
+        target = entries.get(spec) if isinstance(spec, str) else None
+        if target is None or any(key in target for key in nested):
+            bad.append(_member_name(spec))
+        members.append(target)
+    if bad:
+        what = "a single model" if kind == "bag" else "a single model or a bag"
+        raise ModelError(f"{entry['name']}: {kind} member(s) {', '.join(bad)} not {what} "
                          "of the catalog")
-    return [entries[n] for n in entry["bag"]["models"]]
+    return members
 
 
-def _build(entry: dict[str, Any]) -> nn.Module:
-    """The entry's model with untrained weights (a bag: of its members)."""
+def _compose(entry: dict[str, Any], members: list[nn.Module]) -> nn.Module:
     if "bag" in entry:
         from ..inference.bag import Bag
 
-        return Bag([_build(e) for e in _bag_members(entry)], entry["bag"].get("weights"))
-    return build_model(entry["arch"], **entry.get("kwargs", {}))
+        return Bag(members, entry["bag"].get("weights"))
+    from ..inference.cascade import Cascade
+
+    first, then = members
+    return Cascade(first, then, source=entry["cascade"].get("source", "vocals"))
+
+
+def _assemble(entry: dict[str, Any], single: Callable[[dict[str, Any]], nn.Module],
+              made: dict[str, nn.Module] | None = None) -> nn.Module:
+    """The entry's model, its single models made by ``single``; a model a bag or cascade uses
+    twice (tasnet for the vocals and for the rest) is made once and shared."""
+    made = {} if made is None else made
+    if not _composite(entry):
+        if entry["name"] not in made:
+            made[entry["name"]] = single(entry)
+        return made[entry["name"]]
+    members = [_assemble(e, single, made) for e in _member_entries(entry)]
+    model = _compose(entry, members)
+    model.trained = all(getattr(m, "trained", False) for m in members)
+    return model.eval()
+
+
+def _build(entry: dict[str, Any]) -> nn.Module:
+    """The entry's model with untrained weights (a bag or cascade: of its members)."""
+    return _assemble(entry, lambda e: build_model(e["arch"], **e.get("kwargs", {})))
+
+
+def _weights(entry: dict[str, Any]) -> dict[str, Any] | None:
+    """The entry's weights; a bag or cascade is trained when every member is, and its
+    "sha256" names the members'."""
+    if not _composite(entry):
+        return entry.get("weights") or None
+    members = [_weights(e) for e in _member_entries(entry)]
+    return None if not all(members) else {
+        "sha256": "+".join(w["sha256"][:12] for w in members)}
 
 
 def _describe(entry: dict[str, Any], model: nn.Module) -> dict[str, Any]:
-    weights = entry.get("weights") or None
-    if "bag" in entry:  # trained when every member is; its "sha256" names the members'
-        members = [e.get("weights") for e in _bag_members(entry)]
-        weights = None if not all(members) else {
-            "sha256": "+".join(w["sha256"][:12] for w in members)}
+    weights = _weights(entry)
+    kind = _composite(entry)
     return {
         "name": entry["name"],
         "task": entry["task"],
-        "arch": entry.get("arch", "bag"),
+        "arch": entry.get("arch", kind),
         "description": entry.get("description", ""),
         "sources": list(model.sources),
         "sample_rate": model.sample_rate,
@@ -99,7 +165,7 @@ def _describe(entry: dict[str, Any], model: nn.Module) -> dict[str, Any]:
         "license": entry.get("license"),
         "scores": entry.get("scores") or {},
         "training": entry.get("training") or {},
-        **({"members": list(entry["bag"]["models"])} if "bag" in entry else {}),
+        **({"members": [_member_name(m) for m in _member_specs(entry)]} if kind else {}),
     }
 
 
@@ -148,13 +214,10 @@ def _fetch(url: str, sha256: str, name: str) -> Path:
 
 
 def _load_entry(entry: dict[str, Any]) -> nn.Module:
-    if "bag" in entry:
-        from ..inference.bag import Bag
+    return _assemble(entry, _load_single)
 
-        members = [_load_entry(e) for e in _bag_members(entry)]
-        model = Bag(members, entry["bag"].get("weights"))
-        model.trained = all(m.trained for m in members)
-        return model.eval()
+
+def _load_single(entry: dict[str, Any]) -> nn.Module:
     weights = entry.get("weights")
     if not weights:
         torch.manual_seed(UNTRAINED_SEED)
