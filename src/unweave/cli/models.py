@@ -49,6 +49,15 @@ def markdown_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _weights_text(row: dict) -> str:
+    """The weights column: a bag's or cascade's members (a cascade runs them in turn), else the
+    sha256 or UNTRAINED."""
+    if row.get("members"):
+        joint = " > " if row["arch"] == "cascade" else "+"
+        return f"{row['arch']}: {joint.join(row['members'])}"
+    return f"trained {row['sha256'][:12]}" if row["trained"] else "UNTRAINED"
+
+
 def run(args: argparse.Namespace) -> int:
     from ..pretrained.catalog import list_models
 
@@ -59,16 +68,16 @@ def run(args: argparse.Namespace) -> int:
     if args.markdown:
         print(markdown_table(rows))
         return 0
-    header = f"{'name':<18} {'task':<11} {'arch':<12} {'rate':>6} {'params':>8}  {'weights':<22} sources"
+    weights = [_weights_text(r) for r in rows]
+    width = max(22, *map(len, weights))
+    header = (f"{'name':<18} {'task':<11} {'arch':<12} {'rate':>6} {'params':>8}  "
+              f"{'weights':<{width}} sources")
     print(header)
     print("-" * len(header))
-    for r in rows:
-        joint = " > " if r["arch"] == "cascade" else "+"  # a cascade runs its members in turn
-        weights = (f"{r['arch']}: {joint.join(r['members'])}" if r.get("members")
-                   else f"trained {r['sha256'][:12]}" if r["trained"] else "UNTRAINED")
+    for r, text in zip(rows, weights, strict=True):
         name = r["name"] + (" *" if r.get("default") else "")
         print(f"{name:<18} {r['task']:<11} {r['arch']:<12} {r['sample_rate']:>6} "
-              f"{r['params'] / 1e6:>7.2f}M  {weights:<22} {','.join(r['sources'])}")
+              f"{r['params'] / 1e6:>7.2f}M  {text:<{width}} {','.join(r['sources'])}")
     print("* the default for its task (`unweave separate` without -n uses the music one)\n")
     for r in rows:
         if r["trained"]:

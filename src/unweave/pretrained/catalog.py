@@ -96,7 +96,8 @@ def _member_entries(entry: dict[str, Any]) -> list[dict[str, Any]]:
         target = entries.get(spec) if isinstance(spec, str) else None
         if target is None or any(key in target for key in nested):
             bad.append(_member_name(spec))
-        members.append(target)
+        else:
+            members.append(target)
     if bad:
         what = "a single model" if kind == "bag" else "a single model or a bag"
         raise ModelError(f"{entry['name']}: {kind} member(s) {', '.join(bad)} not {what} "
@@ -213,10 +214,6 @@ def _fetch(url: str, sha256: str, name: str) -> Path:
     return target
 
 
-def _load_entry(entry: dict[str, Any]) -> nn.Module:
-    return _assemble(entry, _load_single)
-
-
 def _load_single(entry: dict[str, Any]) -> nn.Module:
     weights = entry.get("weights")
     if not weights:
@@ -244,7 +241,7 @@ def load_model(name_or_path: str | os.PathLike) -> nn.Module:
         name = default_model("music")
     entries = catalog_entries()
     if name in entries:
-        model = _load_entry(entries[name])
+        model = _assemble(entries[name], _load_single)
         model.model_name = name
         model.refine = entries[name].get("refine", False)  # Separator's default: mode or bool
         model.default_overlap = entries[name].get("overlap")  # Separator's default when given
