@@ -68,15 +68,15 @@ def run(args: argparse.Namespace) -> int:
     if args.markdown:
         print(markdown_table(rows))
         return 0
+    names = [r["name"] + (" *" if r.get("default") else "") for r in rows]
     weights = [_weights_text(r) for r in rows]
-    width = max(22, *map(len, weights))
-    header = (f"{'name':<18} {'task':<11} {'arch':<12} {'rate':>6} {'params':>8}  "
+    wide, width = max(18, *map(len, names)), max(22, *map(len, weights))
+    header = (f"{'name':<{wide}} {'task':<11} {'arch':<12} {'rate':>6} {'params':>8}  "
               f"{'weights':<{width}} sources")
     print(header)
     print("-" * len(header))
-    for r, text in zip(rows, weights, strict=True):
-        name = r["name"] + (" *" if r.get("default") else "")
-        print(f"{name:<18} {r['task']:<11} {r['arch']:<12} {r['sample_rate']:>6} "
+    for r, name, text in zip(rows, names, weights, strict=True):
+        print(f"{name:<{wide}} {r['task']:<11} {r['arch']:<12} {r['sample_rate']:>6} "
               f"{r['params'] / 1e6:>7.2f}M  {text:<{width}} {','.join(r['sources'])}")
     print("* the default for its task (`unweave separate` without -n uses the music one)\n")
     for r in rows:
