@@ -15,6 +15,18 @@ import torch
 from torch import nn
 
 
+def common_format(models: Sequence[nn.Module], what: str) -> tuple[int, int, float | None]:
+    """(sample rate, channels, shortest segment) of models run on one mixture, which must agree
+    on rate and channels (a ``ValueError`` naming ``what`` otherwise)."""
+    want = (models[0].sample_rate, models[0].audio_channels)
+    for m in models[1:]:
+        got = (m.sample_rate, m.audio_channels)
+        if got != want:
+            raise ValueError(f"{what} differ: (sample_rate, channels) {got} vs {want}")
+    segments = [m.segment for m in models if m.segment]
+    return int(want[0]), int(want[1]), (min(segments) if segments else None)
+
+
 def run_padded(model: nn.Module, mix: torch.Tensor) -> torch.Tensor:
     """``model`` on ``mix`` padded to the model's valid length, cut back: (B, C, T) -> (B, S, C, T)."""
     length = mix.shape[-1]
@@ -43,18 +55,12 @@ class Bag(nn.Module):
             raise ValueError("a bag needs at least one model")
         first = models[0]
         self.sources = tuple(first.sources)
+        self.sample_rate, self.audio_channels, self.segment = common_format(models, "bag members")
         for m in models[1:]:
-            got, want = (m.sample_rate, m.audio_channels), (first.sample_rate, first.audio_channels)
-            if got != want:
-                raise ValueError(f"bag members differ: (sample_rate, channels) {got} vs {want}")
             if not set(m.sources) & set(self.sources):
                 raise ValueError(f"bag member with sources {tuple(m.sources)} has none of the "
                                  f"bag's sources {self.sources}")
         self.members = nn.ModuleList(models)
-        self.sample_rate = int(first.sample_rate)
-        self.audio_channels = int(first.audio_channels)
-        segments = [m.segment for m in models if m.segment]
-        self.segment = min(segments) if segments else None
         # checked on the CPU even under a meta device
         has = torch.tensor([[s in m.sources for s in self.sources] for m in models], device="cpu")
         rows = has.float() if weights is None else [list(map(float, row)) for row in weights]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .bag import run_padded
+from .bag import common_format, run_padded
 
 
 class Cascade(nn.Module):
@@ -34,16 +34,10 @@ class Cascade(nn.Module):
         if source not in first.sources:
             raise ValueError(f"cascade: the first model has no source {source!r} "
                              f"(its sources: {tuple(first.sources)})")
-        got, want = (first.sample_rate, first.audio_channels), (then.sample_rate,
-                                                                then.audio_channels)
-        if got != want:
-            raise ValueError(f"cascade models differ: (sample_rate, channels) {got} vs {want}")
+        self.sample_rate, self.audio_channels, self.segment = common_format(
+            (then, first), "cascade models")
         self.first, self.then, self.source = first, then, source
         self.sources = tuple(then.sources) + (() if source in then.sources else (source,))
-        self.sample_rate = int(then.sample_rate)
-        self.audio_channels = int(then.audio_channels)
-        segments = [m.segment for m in (first, then) if m.segment]
-        self.segment = min(segments) if segments else None
         self._take = list(first.sources).index(source)
         self._put = self.sources.index(source)
 
