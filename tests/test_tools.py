@@ -115,6 +115,50 @@ def test_deepen_tasnet_keeps_the_function_and_trains_the_new_blocks(tmp_path, ca
     assert "bad.pt" in capsys.readouterr().err
 
 
+def test_widen_unet_keeps_the_function_and_lets_the_copies_drift_apart(tmp_path, capsys):
+    widen = _tool("widen_unet")
+    torch.manual_seed(0)
+    model = build_model("spec_unet", sources=["a", "b", "c"], sample_rate=8000,
+                        audio_channels=2, segment=1.0, n_fft=256, hop_length=64, depth=3,
+                        channels=4, mask="softmax")
+    with torch.no_grad():  # away from the init (statistics too), so that a wrong mapping shows
+        for p in model.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+        for name, buf in model.named_buffers():
+            if name.endswith("running_mean"):
+                buf.copy_(0.2 * torch.randn_like(buf))
+            elif name.endswith("running_var"):
+                buf.copy_(0.5 + torch.rand_like(buf))
+    src, dst = tmp_path / "unet.pt", tmp_path / "wide.pt"
+    save_checkpoint(model, src, arch="spec_unet")
+    assert widen.main([str(src), str(dst)]) == 0
+    wide = load_checkpoint(dst)
+    assert wide.init_kwargs["channels"] == 8
+    n_old = sum(p.numel() for p in model.parameters())
+    assert sum(p.numel() for p in wide.parameters()) > 3 * n_old
+    x = 0.1 * torch.randn(2, 2, 8000, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        a, b = model.eval()(x), wide.eval()(x)
+    assert (a - b).abs().max() <= 1e-2 * a.abs().max()
+    # a copy's filters get other gradients than its original's: the pair can drift apart
+    wide.train()
+    wide(x).square().mean().backward()
+    grad = wide.down[1].net[0].weight.grad  # (16, 8, k, k): maps 0-7 originals, 8-15 copies
+    assert (grad[:8] - grad[8:]).abs().max() > 1e-3 * grad.abs().max()
+    # never overwrites; other architectures and dense blocks are refused
+    assert widen.main([str(src), str(dst)]) == 1
+    tasnet = tmp_path / "tasnet.pt"
+    save_checkpoint(build_tiny("conv_tasnet"), tasnet, arch="conv_tasnet")
+    assert widen.main([str(tasnet), str(tmp_path / "x.pt")]) == 1
+    assert "not spec_unet" in capsys.readouterr().err
+    dense = build_model("spec_unet", sample_rate=8000, segment=1.0, n_fft=256, hop_length=64,
+                        depth=2, channels=4, dense=True)
+    save_checkpoint(dense, tmp_path / "dense.pt", arch="spec_unet")
+    assert widen.main([str(tmp_path / "dense.pt"), str(tmp_path / "x.pt")]) == 1
+    assert "dense" in capsys.readouterr().err
+    assert not (tmp_path / "x.pt").exists()
+
+
 def test_retarget_unet_starts_each_new_source_as_the_old_one_it_names(tmp_path, capsys):
     retarget = _tool("retarget_unet")
     torch.manual_seed(0)
