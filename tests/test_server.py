@@ -95,8 +95,11 @@ def read_wav(content: bytes) -> np.ndarray:
 @pytest.fixture(scope="module")
 def done_job(tmp_path_factory):
     """One real separation (tiny-conv_tasnet), shared by the read-only tests below."""
+    from unweave.pretrained.catalog import catalog_entries
+
     tmp = tmp_path_factory.mktemp("server")
-    with TestClient(create_app(Settings(data_dir=tmp / "data"))) as client:
+    offered = (*catalog_entries(), "tiny-conv_tasnet", "tiny-demucs")  # tiny ones by name
+    with TestClient(create_app(Settings(data_dir=tmp / "data", models=offered))) as client:
         r = submit(client, wav_bytes(1.5))
         assert r.status_code == 202, r.text
         assert r.json()["status"] == "queued"
@@ -160,6 +163,15 @@ def test_models_listing(done_job):
     marked = {m["task"]: m["name"] for m in data["models"] if m["default"]}
     assert marked == {t: default_model(t) for t in ("music", "vocals", "soundtrack", "speech")}
     assert data["default"] == default_model("music")
+
+
+def test_models_listing_offers_only_trained_models_by_default(tmp_path):
+    from unweave.pretrained.catalog import catalog_entries
+
+    data = make_client(tmp_path, models=None).get("/api/models").json()
+    names = [m["name"] for m in data["models"]]
+    assert names == list(catalog_entries())  # no untrained tiny-* test models
+    assert all(m["trained"] for m in data["models"])
 
 
 def mp4_bytes(seconds: float = 1.0, sample_rate: int = 44100) -> bytes:

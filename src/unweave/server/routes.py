@@ -88,8 +88,9 @@ def _list_models_once(state) -> list[dict]:
         if state.models is None:
             from ..pretrained.catalog import list_models
 
-            allowed = state.settings.models
-            state.models = [r for r in list_models() if allowed is None or r["name"] in allowed]
+            allowed = state.settings.models  # None: the trained models; tiny ones only by name
+            rows = list_models(include_tiny=allowed is not None)
+            state.models = [r for r in rows if allowed is None or r["name"] in allowed]
     return state.models
 
 

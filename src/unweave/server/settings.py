@@ -30,7 +30,7 @@ class Settings:
     token: str | None = None  # when set, every /api call needs it (Bearer header or ?token=)
     # --- models --------------------------------------------------------------------------
     default_model: str | None = None  # preselected on the page; None: the catalog's music default
-    models: tuple[str, ...] | None = None  # restrict the offered models (None: the catalog)
+    models: tuple[str, ...] | None = None  # the offered models (None: the trained catalog)
     device: str = "cpu"
     separate_fn: SeparateFn | None = field(default=None, compare=False)  # None: Separator
     peaks_bins: int = 1200  # waveform resolution sent to the page
