@@ -27,8 +27,8 @@ from unweave.registry import build_model
 
 
 def _grow(value: torch.Tensor, dim: int, groups: list[int]) -> torch.Tensor:
-    """Duplicate each of ``groups``' consecutive channel blocks along ``dim`` ([a, b] -> [a, a,
-    b, b] blockwise: [a a' b b'] with a' = a); an empty list leaves the axis alone."""
+    """Follow each block of channels along ``dim`` (``groups``: the blocks' sizes, in order) by a
+    copy of itself: blocks [a, b] become [a, a, b, b]. An empty list leaves the axis alone."""
     if not groups:
         return value
     parts = torch.split(value, groups, dim=dim)
