@@ -482,6 +482,7 @@ def test_denoise_build_layout_manifest_resume(cache, tmp_path):
                  "--no-progress"]) == 0
     info = json.loads((out / "dataset.json").read_text())
     assert info["task"] == "denoise" and info["sample_rate"] == 16000 and info["channels"] == 1
+    assert info["tools"]["numpy"] == np.__version__  # what decided the audio, for comparisons
     assert {p.parent.name for p in (out / "valid/speech").glob("*.wav")} == {"speech"}
     assert all(p.name.startswith("ru_RU") for p in (out / "valid/speech").glob("*.wav"))
     assert not any(p.name.startswith("ru_RU") for p in (out / "train/speech").glob("*.wav"))

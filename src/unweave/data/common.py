@@ -132,6 +132,35 @@ def write_text_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+# Python packages whose versions decide a corpus's audio (rendering, resampling, re-pitching,
+# dithering); recorded in dataset.json so two builds that differ can be told apart
+RENDER_PACKAGES = ("numpy", "scipy", "soxr", "soundfile", "pyfluidsynth", "pyworld",
+                   "pyworld-prebuilt", "av")
+
+
+def tool_versions() -> dict[str, str]:
+    """Versions of the installed packages (and of libfluidsynth) a corpus build depends on."""
+    from importlib import metadata
+
+    versions = {}
+    for name in RENDER_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    try:  # the C library's version, through pyfluidsynth's ctypes handle
+        import ctypes
+
+        import fluidsynth
+
+        version_str = fluidsynth._fl.fluid_version_str
+        version_str.restype = ctypes.c_char_p
+        versions["libfluidsynth"] = version_str().decode()
+    except (ImportError, OSError, AttributeError):
+        pass
+    return versions
+
+
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -302,6 +331,7 @@ class CorpusWriter:
             "limit_minutes": self.limit_minutes,
             "build_seconds": round(time.time() - self.started, 1),
             "unweave_version": __version__,
+            "tools": tool_versions(),
             "skipped_sources": self.failures,
             **(extra or {}),
         }
