@@ -148,16 +148,11 @@ def tool_versions() -> dict[str, str]:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             continue
-    try:  # the C library's version, through pyfluidsynth's ctypes handle
-        import ctypes
+    from .render import libfluidsynth_version
 
-        import fluidsynth
-
-        version_str = fluidsynth._fl.fluid_version_str
-        version_str.restype = ctypes.c_char_p
-        versions["libfluidsynth"] = version_str().decode()
-    except (ImportError, OSError, AttributeError):
-        pass
+    library = libfluidsynth_version()
+    if library:
+        versions["libfluidsynth"] = library
     return versions
 
 

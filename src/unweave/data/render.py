@@ -18,6 +18,20 @@ DRUM_BANK = 128
 BLOCK = 64  # FluidSynth's internal block: events take effect on block boundaries
 
 
+def libfluidsynth_version() -> str | None:
+    """The C library's version (through pyfluidsynth's ctypes handle), or None without it."""
+    try:
+        import ctypes
+
+        import fluidsynth
+
+        version_str = fluidsynth._fl.fluid_version_str
+    except (ImportError, OSError, AttributeError):
+        return None
+    version_str.restype = ctypes.c_char_p
+    return version_str().decode()
+
+
 class FluidRenderer:
     """Render event lists to stereo float32 audio.
 
