@@ -329,3 +329,46 @@ def test_bag_weights_joint_objective_refuses_a_weight_that_costs_another_stem() 
         np.array([[1.0, 1.0], [0.0, 1.0]]), tunable, [0.0], score,
         bag_weights.objective("stem", sources), sources, members)
     assert len(trials) == 1 and kept[0, 0] == 1.0
+
+
+def test_band_balance_finds_a_stem_left_half_level_in_its_band(tmp_path, capsys) -> None:
+    balance = _tool("band_balance")
+    rate, t = 8000, torch.arange(16000) / 8000
+    bass = 0.3 * torch.sin(2 * torch.pi * 80 * t)  # 60-120 Hz band
+    other = 0.1 * torch.sin(2 * torch.pi * 1500 * t)  # 1-4 kHz band
+    refs = torch.stack([bass, other])[:, None].repeat(1, 2, 1)  # (S, C, T)
+    est = refs.clone()
+    est[0] *= 0.5  # the bass comes out 6 dB low; its missing half went to "other"
+    est[1] += 0.5 * refs[0]
+    row = balance.item_balance(est, refs, rate)
+    assert row["level"].shape == (2, len(balance.EDGES) - 1)
+    assert row["level"][0, 1] == pytest.approx(-6.02, abs=0.05)
+    assert row["band_sdr"][0, 1] == pytest.approx(6.02, abs=0.05)  # error: half the amplitude
+    assert row["level"][1, 5] == pytest.approx(0.0, abs=0.05)  # other's own band untouched
+    assert row["level"][1, 1] > 40  # ... but it holds energy where its reference has none
+    # medians skip the items where a stem is absent
+    rows = [{"level": row["level"], "present": [True, True]},
+            {"level": row["level"] + 10, "present": [False, True]}]
+    table = balance.medians(rows, "level", 2, len(balance.EDGES) - 1)
+    assert table[0, 1] == pytest.approx(row["level"][0, 1])
+    assert table[1, 5] == pytest.approx(5.0, abs=0.05)
+    # the whole script on a folder dataset with a tiny checkpoint writes its table and plot
+    import soundfile as sf
+    torch.manual_seed(0)
+    model = build_tiny("spec_unet", sources=["bass", "other"], sample_rate=rate, audio_channels=2)
+    ckpt = tmp_path / "tiny.pt"
+    save_checkpoint(model, ckpt, arch="spec_unet")
+    song = tmp_path / "songs" / "valid" / "song1"
+    song.mkdir(parents=True)
+    for name, audio in (("bass", refs[0]), ("other", refs[1]), ("mixture", refs.sum(0))):
+        sf.write(song / f"{name}.wav", audio.T.numpy(), rate)
+    out, png = tmp_path / "balance.json", tmp_path / "balance.png"
+    assert balance.main([str(ckpt), str(tmp_path / "songs"), "--seconds", "1",
+                         "--out", str(out), "--plot", str(png)]) == 0
+    assert "band_sdr" in capsys.readouterr().out
+    assert balance.main([str(ckpt), str(tmp_path / "nowhere")]) == 1  # a clear error, no trace
+    assert "nowhere: dataset not found" in capsys.readouterr().err
+    payload = json.loads(out.read_text())
+    assert payload["sources"] == ["bass", "other"] and len(payload["items"]) == 1
+    assert np.isfinite(payload["medians"]["band_sdr"][0][1])
+    assert png.stat().st_size > 1000
