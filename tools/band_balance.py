@@ -12,7 +12,9 @@ reference) there. It prints, per stem and band, medians over the items that hold
 * ``band SDR``: reference over error power, dB (which band holds a stem's score down).
 
 ``--seconds S`` takes the centre S seconds of each item (cheaper, and the model sees the same
-excerpt for every item). The plot shows both tables as heat maps.
+excerpt for every item). ``--refine / --no-refine / --refine-mode`` as for ``unweave evaluate``
+(a checkpoint file has no catalog setting: give ``--refine-mode spatial`` to score it as its
+shipped entry runs). The plot shows both tables as heat maps.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from unweave.cli import add_refine_arguments, refine_request
 from unweave.data.common import write_text_atomic
 from unweave.errors import UnweaveError
 from unweave.evaluate import SILENT_POWER, find_items, load_item
@@ -110,11 +113,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-items", type=int)
     parser.add_argument("--seconds", type=float, help="the centre S seconds of each item")
     parser.add_argument("--jobs", type=int, default=2)
+    add_refine_arguments(parser)  # as `unweave evaluate`: a raw checkpoint needs --refine-mode
     parser.add_argument("--out", help="per-item results and the medians (JSON)")
     parser.add_argument("--plot", help="heat maps of the medians (PNG)")
     args = parser.parse_args(argv)
     try:
-        separator = Separator(args.model, jobs=args.jobs)
+        separator = Separator(args.model, jobs=args.jobs, refine=refine_request(args))
         items, _ = find_items(args.dataset, args.split)
     except UnweaveError as exc:
         print(f"error: {exc}", file=sys.stderr)
