@@ -4,7 +4,7 @@
         [--max-items N] [--seconds S] [--out F.json] [--plot F.png]
 
 For every item and stem it takes the power of the reference and of the estimate in octave-ish
-bands (mono sum of the channels, Hann STFT of ~93 ms) and the power of the error (estimate minus
+bands (mono sum of the channels, Hann STFT of ~93 ms, as the refinement's) and the power of the error (estimate minus
 reference) there. It prints, per stem and band, medians over the items that hold the stem:
 
 * ``level``: estimate minus reference power, dB (negative: the model leaves that band's energy
@@ -30,9 +30,12 @@ import torch
 
 from unweave.cli import add_refine_arguments, refine_request
 from unweave.data.common import write_text_atomic
+from unweave.dsp.postfilter import fft_size
+from unweave.dsp.stft import stft
 from unweave.errors import UnweaveError
 from unweave.evaluate import SILENT_POWER, find_items, load_item
 from unweave.inference.separator import Separator
+from unweave.metrics.report import _figure, _save
 
 # band edges in Hz: sub-bass, bass, low-mid, mid, upper-mid, presence, air
 EDGES = (0.0, 60.0, 120.0, 250.0, 500.0, 1000.0, 4000.0, 11025.0)
@@ -40,17 +43,17 @@ TINY = 1e-12
 
 
 def band_power(audio: torch.Tensor, sample_rate: int, edges=EDGES) -> np.ndarray:
-    """Mean power per band of ``audio`` (C, T) or (S, C, T) (channels summed) -> (..., bands)."""
-    mono = audio.float().sum(dim=-2)
-    n_fft = 1 << max(8, round(np.log2(0.093 * sample_rate)))
-    spec = torch.stft(mono.reshape(-1, mono.shape[-1]), n_fft, n_fft // 4,
-                      window=torch.hann_window(n_fft), return_complex=True).abs().square()
+    """Mean power per band of ``audio`` (C, T) or (S, C, T) (channels summed) -> (..., bands).
+
+    Bands are ``[lo, hi)``, the last one with its top edge (Nyquist at 22.05 kHz); bins above
+    the last edge are left out."""
+    n_fft = fft_size(sample_rate)
+    power = stft(audio.float().sum(dim=-2), n_fft, n_fft // 4).abs().square().sum(dim=-1)
     freqs = torch.fft.rfftfreq(n_fft, 1.0 / sample_rate)
-    last = len(edges) - 2
-    # each band is [lo, hi); the last one also takes its top edge (Nyquist at 22.05 kHz)
-    out = [spec[:, (freqs >= lo) & ((freqs < hi) | ((freqs <= hi) & (b == last)))]
-           .sum(dim=(-2, -1)) for b, (lo, hi) in enumerate(pairwise(edges))]
-    return torch.stack(out, dim=-1).reshape(*mono.shape[:-1], len(out)).double().numpy()
+    band = torch.bucketize(freqs, torch.tensor(edges[1:-1]), right=True)
+    band[freqs > edges[-1]] = len(edges) - 1  # a spare slot, dropped below
+    out = torch.zeros(*power.shape[:-1], len(edges)).index_add_(-1, band, power)
+    return out[..., :-1].double().numpy()
 
 
 def item_balance(estimates: torch.Tensor, references: torch.Tensor, sample_rate: int,
@@ -78,13 +81,9 @@ def band_labels(edges=EDGES) -> list[str]:
 
 
 def plot(path: Path, tables: dict[str, np.ndarray], sources, title: str) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     labels = band_labels()
-    fig, axes = plt.subplots(1, len(tables), figsize=(6 * len(tables), 0.7 * len(sources) + 1.8))
-    for ax, (name, table) in zip(np.atleast_1d(axes), tables.items()):
+    fig = _figure(6 * len(tables), 0.7 * len(sources) + 1.8)
+    for ax, (name, table) in zip(fig.subplots(1, len(tables), squeeze=False)[0], tables.items()):
         limit = np.nanmax(np.abs(table)) if name == "level" else None
         image = ax.imshow(table, cmap="RdBu" if name == "level" else "viridis", aspect="auto",
                           vmin=-limit if limit else None, vmax=limit)
@@ -98,11 +97,7 @@ def plot(path: Path, tables: dict[str, np.ndarray], sources, title: str) -> None
                 ax.text(b, s, f"{v:.1f}", ha="center", va="center", fontsize=8)
         fig.colorbar(image, ax=ax)
     fig.suptitle(title)
-    fig.tight_layout()
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
+    _save(fig, path)
 
 
 def main(argv: list[str] | None = None) -> int:
