@@ -12,7 +12,7 @@ import soundfile as sf
 import torch
 
 from unweave.errors import UnweaveError
-from unweave.evaluate import evaluate, find_items, oracle_irm
+from unweave.evaluate import evaluate, find_items, oracle_irm, silent_sources
 from unweave.metrics import report, snr
 from unweave.models.base import SeparationModel
 
@@ -204,6 +204,16 @@ def test_corpus_manifest_one_row_per_stem(tmp_path):
     summary = evaluate(BandSplit(), tmp_path, split="valid", metrics=("sdr",), plots=False,
                        progress=False)
     assert summary["items"] == 1
+
+
+def test_silent_sources_threshold_numpy_and_torch():
+    """-80 dBFS mean square is the line between an absent and a present source, for either array
+    type (the tools pass torch tensors, evaluate NumPy arrays)."""
+    refs = np.zeros((3, 2, 1000))
+    refs[1] = 10 ** (-79 / 20)  # just above the line: present
+    refs[2] = 10 ** (-81 / 20)  # just below: absent
+    assert silent_sources(refs) == [True, False, True]
+    assert silent_sources(torch.from_numpy(refs).float()) == [True, False, True]
 
 
 def test_silent_reference_is_left_out(tmp_path):

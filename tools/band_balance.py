@@ -33,7 +33,7 @@ from unweave.data.common import write_text_atomic
 from unweave.dsp.postfilter import fft_size
 from unweave.dsp.stft import stft
 from unweave.errors import UnweaveError
-from unweave.evaluate import SILENT_POWER, find_items, load_item
+from unweave.evaluate import find_items, load_item, silent_sources
 from unweave.inference.separator import Separator
 from unweave.metrics.report import _figure, _save
 
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
             stems = separator.separate_tensor(mix, rate)
         est = torch.stack([stems[s] for s in sources]).float()
         row = item_balance(est, refs, rate)
-        row["present"] = ((refs ** 2).mean(dim=(-2, -1)) >= SILENT_POWER).tolist()
+        row["present"] = [not silent for silent in silent_sources(refs)]
         rows.append({"item": item.name, **row})
         print(item.name, file=sys.stderr)
     tables = {key: medians(rows, key, len(sources), len(EDGES) - 1)

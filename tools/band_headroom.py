@@ -30,7 +30,7 @@ from unweave import metrics as M
 from unweave.audio import convert
 from unweave.data.common import write_text_atomic
 from unweave.dsp.bandext import band_seen, extend_stems
-from unweave.evaluate import SILENT_POWER, find_items, load_item
+from unweave.evaluate import find_items, load_item, silent_sources
 from unweave.inference.separator import Separator
 
 CONDITIONS = ("model", "ideal_band", "extended")
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         high = torch.from_numpy(sosfiltfilt(sos, refs_np, axis=-1).copy()).float()
         sets = {"model": est, "ideal_band": est + high,
                 "extended": extended}
-        silent = (refs ** 2).mean(dim=(-2, -1)) < SILENT_POWER
+        silent = silent_sources(refs)
         row: dict[str, list] = {
             "band_share": [None if silent[i] else float(high[i].square().sum()
                                                         / refs[i].square().sum())

@@ -295,6 +295,12 @@ def score_set(
     return {m: out[m] for m in metrics}, frames
 
 
+def silent_sources(references: Any) -> list[bool]:
+    """For each source of ``references`` (S, C, T; NumPy or torch), whether it is absent from the
+    item: its mean square is below ``SILENT_POWER``."""
+    return [bool(power < SILENT_POWER) for power in (references ** 2).mean(axis=(-2, -1))]
+
+
 def _num(x: float) -> float | None:
     x = float(x)
     return x if math.isfinite(x) else None
@@ -325,7 +331,7 @@ def score_item(
     # A source absent from the item (e.g. a song without bass) has no meaningful score: SDR and
     # SI-SDR of a silent reference measure only the estimate's level. It is left out of the
     # statistics (None), as MUSDB-style evaluations do, and listed in ``silent_references``.
-    silent = (refs ** 2).mean(axis=(-2, -1)) < SILENT_POWER
+    silent = silent_sources(refs)
     scores: dict[str, Any] = {}
     for i, source in enumerate(sources):
         per_metric = {}
@@ -336,7 +342,7 @@ def score_item(
             per_metric[m] = row
         scores[source] = per_metric
     out = {"scores": scores}
-    if silent.any():
+    if any(silent):
         out["silent_references"] = [s for i, s in enumerate(sources) if silent[i]]
     if frames is not None:
         out["sdr_frames"] = {s: [_num(v) for v in frames[i]] for i, s in enumerate(sources)}
