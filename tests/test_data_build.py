@@ -456,6 +456,64 @@ def test_midi_stems_assign_and_melody():
     assert {e[2][0] for e in events} == {1}
 
 
+def _parts_midi(parts) -> bytes:
+    """Type-0 MIDI from parts [(channel, program, [(keys, start_beats, beats)])]."""
+    events = [(0, mido.Message("program_change", channel=ch, program=prog))
+              for ch, prog, _ in parts]
+    for ch, _, notes in parts:
+        for keys, start, length in notes:
+            for key in keys:
+                events.append((start, mido.Message("note_on", channel=ch, note=key, velocity=90)))
+                events.append((start + length, mido.Message("note_off", channel=ch, note=key)))
+    events.sort(key=lambda e: (e[0], e[1].type == "note_on"))
+    track, now = mido.MidiTrack(), 0
+    for beat, msg in events:
+        tick = int(beat * 96)
+        track.append(msg.copy(time=tick - now))
+        now = tick
+    midi = mido.MidiFile(type=0, ticks_per_beat=96)
+    midi.tracks.append(track)
+    buffer = io.BytesIO()
+    midi.save(file=buffer)
+    return buffer.getvalue()
+
+
+def test_low_lines_go_to_bass_only_when_asked():
+    """A monophonic line down at G1-D2 on a sawtooth lead preset is the song's bass part; a low
+    string pad (chords), a taiko (percussion preset) and the melody are not."""
+    melody = [((key,), start, 0.45) for key, start, _ in MELODY]
+    saw = [((31 + [0, 3, 5, 7][i % 4],), i * 0.5, 0.45) for i in range(24)]
+    pad = [((36, 40), i * 2.0, 1.9) for i in range(6)]
+    taiko = [((34,), i * 0.5, 0.2) for i in range(24)]
+    score = midi_stems.parse_midi(_parts_midi([(0, 0, melody), (2, 81, saw), (3, 48, pad),
+                                               (4, 116, taiko)]))
+    assert midi_stems.low_lines(score) == {(2, 81)}
+    channels = {stem: {n.channel for n in notes}
+                for stem, notes in midi_stems.assign_stems(score).items()}
+    assert channels == {"drums": set(), "bass": set(), "vocals": {0}, "other": {2, 3, 4}}
+    channels = {stem: {n.channel for n in notes} for stem, notes
+                in midi_stems.assign_stems(score, low_lines_to_bass=True).items()}
+    assert channels == {"drums": set(), "bass": {2}, "vocals": {0}, "other": {3, 4}}
+
+
+def test_music4_options_are_kept_per_folder(tmp_path):
+    """A corpus folder keeps the bass rule it was started with: resuming it with another rule
+    would mix items of both."""
+    from unweave.cli import main
+
+    lines = {"low_lines_to_bass": True}
+    build_music4.check_options(tmp_path / "new", lines)
+    build_music4.check_options(tmp_path / "new", lines)  # resuming with the same rule
+    with pytest.raises(UnweaveError, match="new.*built with options"):
+        build_music4.check_options(tmp_path / "new", {"low_lines_to_bass": False})
+    (tmp_path / "old" / "train").mkdir(parents=True)  # built before options were recorded
+    build_music4.check_options(tmp_path / "old", {"low_lines_to_bass": False})
+    with pytest.raises(UnweaveError, match="old.*build into a new folder"):
+        build_music4.check_options(tmp_path / "old", lines)
+    assert main(["data", "build", "denoise", "--bass-lines", "--out", str(tmp_path / "d")]) == 1
+    assert not (tmp_path / "d").exists()
+
+
 def test_quantize_stems_sum_exactly():
     rng = np.random.default_rng(0)
     stems = {s: rng.standard_normal((2, 1000)).astype(np.float32) for s in ("a", "b", "c")}
@@ -529,6 +587,8 @@ def test_music4_build_with_fake_synth_and_limit(cache, tmp_path, monkeypatch):
     out = tmp_path / "music4"
     info = build_music4.build(out, cache=cache, progress=False, limit_minutes=0.3)
     assert 1 <= sum(info["counts"].values()) < 6  # the limit stopped it early
+    assert info["bass"] == "GM bass presets (programs 32-39)"
+    assert json.loads((out / "build_options.json").read_text()) == {"low_lines_to_bass": False}
     item = next(p for s in ("train", "valid") if (out / s).is_dir() for p in _wav_dirs(out, s))
     assert {p.stem for p in item.glob("*.wav")} == {"drums", "bass", "other", "vocals",
                                                      "mixture"}

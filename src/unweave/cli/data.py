@@ -1,6 +1,6 @@
 """``unweave data``: build training corpora from Debian packages, and check corpora.
 
-    unweave data build TASK --out DIR [--limit MINUTES] [--cache DIR] [--jobs N]
+    unweave data build TASK --out DIR [--limit MINUTES] [--cache DIR] [--jobs N] [--bass-lines]
     unweave data check DIR [--json]
 """
 
@@ -41,6 +41,10 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
                        help="worker processes (music4, vocals, soundtrack; default 1): each "
                        "writes its share of the items, then one pass writes the manifest; "
                        "needs a full build (no --limit)")
+    build.add_argument("--bass-lines", action="store_true",
+                       help="music4 only: also file as bass the mostly monophonic lines at or "
+                       "below E2 that the MIDI plays on other presets (a sawtooth lead or a "
+                       "cello as the bass part); needs a new output folder")
     build.add_argument("--no-progress", action="store_true", help="hide progress bars")
     check = sub.add_parser("check", help="check a corpus for silent, clipped, mismatched stems",
                            description="Report silent stems, length/rate/channel mismatches, "
@@ -54,21 +58,22 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def build_corpus(module, out: str, *, cache, limit_minutes: float | None, progress: bool,
-                 jobs: int = 1) -> dict:
+                 jobs: int = 1, **options) -> dict:
     """Run ``module.build``; with jobs > 1, in that many processes, each writing its share.
 
     Every item draws from its own seeded generator, so a parallel build writes the same items
     as a serial one (with the same content, up to FluidSynth's renders, which depend slightly on
     what the synthesizer rendered before: a resumed serial build differs the same way). A last
     serial pass then finds every item done, records it and writes the manifest and
-    dataset.json.
+    dataset.json. ``options`` go to ``module.build`` as they are.
     """
     if jobs > 1 and "shard" not in inspect.signature(module.build).parameters:
         print(f"{module.__name__.rsplit('.', 1)[-1]}: builds in one process (--jobs ignored)",
               file=sys.stderr)
         jobs = 1
     if jobs == 1:
-        return module.build(out, cache=cache, limit_minutes=limit_minutes, progress=progress)
+        return module.build(out, cache=cache, limit_minutes=limit_minutes, progress=progress,
+                            **options)
     if limit_minutes is not None:
         raise UnweaveError("a parallel build (--jobs > 1) needs a full build: drop --limit or "
                            "use --jobs 1")
@@ -81,10 +86,10 @@ def build_corpus(module, out: str, *, cache, limit_minutes: float | None, progre
     start = time.time()
     debs.fetch(list(module.PACKAGES), cache)  # download and unpack once, before the workers
     with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
-        shards = [pool.submit(module.build, out, cache=cache, progress=progress, shard=(k, jobs))
-                  for k in range(jobs)]
+        shards = [pool.submit(module.build, out, cache=cache, progress=progress, shard=(k, jobs),
+                              **options) for k in range(jobs)]
         results = [f.result() for f in shards]
-    info = module.build(out, cache=cache, limit_minutes=None, progress=False)
+    info = module.build(out, cache=cache, limit_minutes=None, progress=False, **options)
     info["skipped_sources"] = list(dict.fromkeys(
         [s for r in results for s in r["skipped_sources"]] + info.get("skipped_sources", [])))
     info["build_seconds"] = round(time.time() - start, 1)
@@ -99,10 +104,15 @@ def run(args: argparse.Namespace) -> int:
             raise UnweaveError(f"--limit must be positive minutes, got {args.limit}")
         if args.jobs < 1:
             raise UnweaveError(f"--jobs must be at least 1, got {args.jobs}")
+        options = {}
+        if args.bass_lines:
+            if args.task != "music4":
+                raise UnweaveError(f"--bass-lines is a music4 option, not one of {args.task}")
+            options["low_lines_to_bass"] = True
         module = importlib.import_module(f"..data.{TASKS[args.task]}", __package__)
         start = time.time()
         info = build_corpus(module, args.out, cache=args.cache, limit_minutes=args.limit,
-                            progress=not args.no_progress, jobs=args.jobs)
+                            progress=not args.no_progress, jobs=args.jobs, **options)
         minutes = info.get("minutes", {})
         print(f"{args.task}: {info['counts']} items, minutes {minutes}, "
               f"{time.time() - start:.0f} s -> {args.out}")

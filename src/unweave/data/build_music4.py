@@ -10,13 +10,15 @@ exact sum of the written stems. Train/valid split by song, and speech by speaker
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
+from ..errors import UnweaveError
 from . import midi_stems
-from .common import CorpusWriter, quantize_stems, rng_for, split_for
+from .common import CorpusWriter, quantize_stems, rng_for, split_for, write_text_atomic
 from .render import DRUM_BANK, DRUM_CHANNEL, FluidRenderer
 
 SAMPLE_RATE, CHANNELS = 44100, 2
@@ -25,6 +27,7 @@ SPEECH_PACKAGES = tuple(f"asterisk-core-sounds-{lang}-g722" for lang in ("en", "
 PACKAGES = ("freedoom", "musescore-general-soundfont", "flight-of-the-amazon-queen",
             "beneath-a-steel-sky", *SPEECH_PACKAGES)
 VARIANTS = {"train": 2, "valid": 1}
+OPTIONS_FILE = "build_options.json"  # the options a corpus folder was started with
 VALID_FRACTION = 0.12
 # Loudness (LUFS, centre and +- spread) of the sung vocals and of the whole accompaniment
 # (music4 and vocals alike).
@@ -65,15 +68,17 @@ def choose_programs(score, stems: dict[str, list], rng, available: set[int]) -> 
 
 
 def render_song(renderer: FluidRenderer, midi: bytes, rng, *, name: str,
-                skip: tuple[str, ...] = ()) -> tuple[dict[str, np.ndarray], list, float]:
+                skip: tuple[str, ...] = (), low_lines_to_bass: bool = False
+                ) -> tuple[dict[str, np.ndarray], list, float]:
     """One randomised rendering -> ({stem: (2, T)}, melody [(start, end, key)], duration).
 
-    Stems named in ``skip`` are not rendered (their notes still define the melody).
+    Stems named in ``skip`` are not rendered (their notes still define the melody);
+    ``low_lines_to_bass``: see ``midi_stems.assign_stems``.
     """
     tempo = float(rng.uniform(0.9, 1.1))
     transpose = int(rng.integers(-3, 4))
     score = midi_stems.parse_midi(midi, tempo_factor=tempo, transpose=transpose, name=name)
-    stems = midi_stems.assign_stems(score)
+    stems = midi_stems.assign_stems(score, low_lines_to_bass=low_lines_to_bass)
     mapping = choose_programs(score, stems, rng, set(renderer.presets(0)))
     kits = [k for k in KITS if k in set(renderer.presets(DRUM_BANK))] or [0]
     programs = {DRUM_CHANNEL: (DRUM_BANK, int(rng.choice(kits)))}
@@ -124,14 +129,43 @@ def song_splits(tracks) -> list[tuple[str, object, int]]:
     return [jobs[i] for i in order]
 
 
+def bass_rule(low_lines_to_bass: bool) -> str:
+    """How the corpus decides which notes are bass (recorded in dataset.json)."""
+    rule = "GM bass presets (programs 32-39)"
+    if low_lines_to_bass:
+        rule += (" and mostly monophonic lines with a median note at or below E2 (MIDI "
+                 f"{midi_stems.BASS_LINE_MAX_KEY}) on other pitched presets")
+    return rule
+
+
+def check_options(out: Path, options: dict) -> None:
+    """Refuse to add items to a corpus folder written with other build options (its finished
+    items would be reused as they are); record the options of a new folder."""
+    path = out / OPTIONS_FILE
+    if path.is_file():
+        before = json.loads(path.read_text())
+    elif any((out / split).is_dir() for split in ("train", "valid")):
+        before = {key: False for key in options}  # written before options were recorded
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(path, json.dumps(options))
+        return
+    if before != options:
+        raise UnweaveError(f"{out}: this corpus was built with options {before}, not {options}; "
+                           "build into a new folder")
+
+
 def build(out: str | Path, *, cache=None, limit_minutes: float | None = None,
-          progress: bool = True, shard: tuple[int, int] | None = None) -> dict:
-    """Build the music4 corpus in ``out`` -> dataset.json content (``shard``: see CorpusWriter)."""
+          progress: bool = True, shard: tuple[int, int] | None = None,
+          low_lines_to_bass: bool = False) -> dict:
+    """Build the music4 corpus in ``out`` -> dataset.json content (``shard``: see CorpusWriter;
+    ``low_lines_to_bass``: see ``midi_stems.assign_stems``)."""
     from .build_vocals import level_gain, sung_corpus  # that module imports this one
 
+    check_options(Path(out), {"low_lines_to_bass": low_lines_to_bass})
     writer, excluded, songs = sung_corpus("music4", out, midi_stems.STEMS, cache=cache,
                                           limit_minutes=limit_minutes, progress=progress,
-                                          shard=shard)
+                                          shard=shard, low_lines_to_bass=low_lines_to_bass)
     for split, item, rng, stems, vocals, origins in songs:
         stems = {k: v * np.float32(10 ** (rng.uniform(-3, 3) / 20)) for k, v in stems.items()}
         gain = level_gain(sum(stems.values()), *LEVELS["accompaniment"], rng)
@@ -143,5 +177,6 @@ def build(out: str | Path, *, cache=None, limit_minutes: float | None = None,
         by_stem["mixture"] = origins["vocals"] + origins["accompaniment"]
         writer.write(split, item, written, by_stem)
     return writer.finish({"excluded_reserved": excluded, "variants": VARIANTS,
+                          "bass": bass_rule(low_lines_to_bass),
                           "vocals": "pseudo-singing: speech re-pitched with WORLD to the MIDI "
                                     "lead melody (proxy, not real singing)"})

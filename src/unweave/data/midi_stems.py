@@ -4,6 +4,8 @@ Stem of a note: MIDI channel 10 (index 9) -> drums; GM programs 32-39 -> bass; v
 programs (52-54 choir/voice, 85 voice lead) -> vocals; everything else -> other. When voice
 programs sound for less than a quarter of the file, its lead melody line (the most melodic,
 mostly monophonic, high and busy non-drum, non-bass channel) becomes the vocals stem.
+Optionally (``low_lines_to_bass``) a bass line played on another preset (a sawtooth lead or a
+cello down at E1-E2, common in the freedoom songs) goes to bass too: see ``low_lines``.
 
 Times are seconds after a tempo factor (> 1 plays faster); pitches are transposed (except
 drums). Events are ``(time_seconds, kind, args)`` with kinds ``on (ch, key, vel)``,
@@ -14,6 +16,7 @@ drums). Events are ``(time_seconds, kind, args)`` with kinds ``on (ch, key, vel)
 from __future__ import annotations
 
 import io
+import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -23,6 +26,8 @@ STEMS = ("drums", "bass", "other", "vocals")
 DRUM_CHANNEL = 9
 BASS_PROGRAMS = range(32, 40)
 VOICE_PROGRAMS = frozenset({52, 53, 54, 85})
+PITCHED_PROGRAMS = range(112)  # 112-127: percussive and sound-effect presets
+BASS_LINE_MAX_KEY = 40  # E2: a line whose median note is at or below it plays the bass part
 
 
 @dataclass(frozen=True)
@@ -124,12 +129,37 @@ def lead_channel(score: Score) -> int | None:
     return best
 
 
-def assign_stems(score: Score) -> dict[str, list[Note]]:
-    """Notes per stem (every stem key present, possibly empty)."""
+def low_lines(score: Score) -> set[tuple[int, int]]:
+    """(channel, program) pairs outside the GM bass presets that play a bass line: 16 notes or
+    more, mostly one at a time (as ``lead_channel`` measures it), median note at or below E2.
+
+    Pitched presets only (not percussion or sound effects), and not voices.
+    """
+    groups: dict[tuple[int, int], list[Note]] = defaultdict(list)
+    for note in score.notes:
+        if (note.channel != DRUM_CHANNEL and note.program in PITCHED_PROGRAMS
+                and note.program not in BASS_PROGRAMS and note.program not in VOICE_PROGRAMS):
+            groups[(note.channel, note.program)].append(note)
+    found = set()
+    for key, notes in groups.items():
+        if len(notes) < 16:
+            continue
+        median = statistics.median(n.key for n in notes)
+        spans = [(n.start, n.end) for n in notes]
+        polyphony = sum(e - s for s, e in spans) / max(_union_length(spans), 1e-6)
+        if median <= BASS_LINE_MAX_KEY and polyphony < 1.3:
+            found.add(key)
+    return found
+
+
+def assign_stems(score: Score, *, low_lines_to_bass: bool = False) -> dict[str, list[Note]]:
+    """Notes per stem (every stem key present, possibly empty); with ``low_lines_to_bass`` the
+    ``low_lines`` go to bass instead of other."""
     voice_spans = [(n.start, n.end) for n in score.notes
                    if n.program in VOICE_PROGRAMS and n.channel != DRUM_CHANNEL]
     voice_coverage = _union_length(voice_spans) / max(score.duration, 1e-6)
     lead = None if voice_coverage > 0.25 else lead_channel(score)
+    bass_lines = low_lines(score) if low_lines_to_bass else set()
     stems: dict[str, list[Note]] = {s: [] for s in STEMS}
     for note in score.notes:
         if note.channel == DRUM_CHANNEL:
@@ -138,6 +168,8 @@ def assign_stems(score: Score) -> dict[str, list[Note]]:
             stems["bass"].append(note)
         elif note.program in VOICE_PROGRAMS or note.channel == lead:
             stems["vocals"].append(note)
+        elif (note.channel, note.program) in bass_lines:
+            stems["bass"].append(note)
         else:
             stems["other"].append(note)
     return stems
