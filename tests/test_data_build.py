@@ -254,6 +254,11 @@ def midi_bytes(notes, program=0, channel=0, drums=True) -> bytes:
             events.append((start, mido.Message("note_on", channel=9, note=36, velocity=100)))
             events.append((start + 0.25, mido.Message("note_off", channel=9, note=36)))
     events.sort(key=lambda e: e[0])
+    return _type0_midi(events)
+
+
+def _type0_midi(events) -> bytes:
+    """Type-0 MIDI bytes from [(beat, message)] in time order, 96 ticks a beat."""
     track, now = mido.MidiTrack(), 0
     for beat, msg in events:
         tick = int(beat * 96)
@@ -465,17 +470,8 @@ def _parts_midi(parts) -> bytes:
             for key in keys:
                 events.append((start, mido.Message("note_on", channel=ch, note=key, velocity=90)))
                 events.append((start + length, mido.Message("note_off", channel=ch, note=key)))
-    events.sort(key=lambda e: (e[0], e[1].type == "note_on"))
-    track, now = mido.MidiTrack(), 0
-    for beat, msg in events:
-        tick = int(beat * 96)
-        track.append(msg.copy(time=tick - now))
-        now = tick
-    midi = mido.MidiFile(type=0, ticks_per_beat=96)
-    midi.tracks.append(track)
-    buffer = io.BytesIO()
-    midi.save(file=buffer)
-    return buffer.getvalue()
+    events.sort(key=lambda e: (e[0], e[1].type == "note_on"))  # note-offs first at a tick
+    return _type0_midi(events)
 
 
 def test_low_lines_go_to_bass_only_when_asked():
