@@ -363,8 +363,8 @@ def test_band_balance_finds_a_stem_left_half_level_in_its_band(tmp_path, capsys)
     for name, audio in (("bass", refs[0]), ("other", refs[1]), ("mixture", refs.sum(0))):
         sf.write(song / f"{name}.wav", audio.T.numpy(), rate)
     out, png = tmp_path / "balance.json", tmp_path / "balance.png"
-    assert balance.main([str(ckpt), str(tmp_path / "songs"), "--seconds", "1", "--refine-mode", "soft",
-                         "--out", str(out), "--plot", str(png)]) == 0
+    assert balance.main([str(ckpt), str(tmp_path / "songs"), "--seconds", "1",
+                         "--refine-mode", "soft", "--out", str(out), "--plot", str(png)]) == 0
     assert "band_sdr" in capsys.readouterr().out
     assert balance.main([str(ckpt), str(tmp_path / "nowhere")]) == 1  # a clear error, no trace
     assert "nowhere: dataset not found" in capsys.readouterr().err

@@ -4,8 +4,8 @@
         [--max-items N] [--seconds S] [--out F.json] [--plot F.png]
 
 For every item and stem it takes the power of the reference and of the estimate in octave-ish
-bands (mono sum of the channels, Hann STFT of ~93 ms, as the refinement's) and the power of the error (estimate minus
-reference) there. It prints, per stem and band, medians over the items that hold the stem:
+bands (mono sum of the channels, Hann STFT of ~93 ms, as the refinement's) and the power of the
+error (estimate minus reference) there. It prints, per stem and band, medians over the items that hold the stem:
 
 * ``level``: estimate minus reference power, dB (negative: the model leaves that band's energy
   to other stems, e.g. a bass stem whose 60-250 Hz went to "other");

@@ -28,6 +28,8 @@ BASS_PROGRAMS = range(32, 40)
 VOICE_PROGRAMS = frozenset({52, 53, 54, 85})
 PITCHED_PROGRAMS = range(112)  # 112-127: percussive and sound-effect presets
 BASS_LINE_MAX_KEY = 40  # E2: a line whose median note is at or below it plays the bass part
+MIN_LINE_NOTES = 16  # fewer notes are not a line (lead or bass)
+MONOPHONIC = 1.3  # polyphony below this: mostly one note at a time
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,13 @@ def _union_length(spans: list[tuple[float, float]]) -> float:
     return total + (cur_end - cur_start if cur_end is not None else 0.0)
 
 
+def _spread(notes: list[Note]) -> tuple[float, float]:
+    """(seconds during which ``notes`` sound, polyphony: their summed lengths over that time)."""
+    spans = [(n.start, n.end) for n in notes]
+    covered = _union_length(spans)
+    return covered, sum(e - s for s, e in spans) / max(covered, 1e-6)
+
+
 def lead_channel(score: Score) -> int | None:
     """The channel that carries the melody (None if no channel qualifies)."""
     by_channel: dict[int, list[Note]] = defaultdict(list)
@@ -116,14 +125,12 @@ def lead_channel(score: Score) -> int | None:
             by_channel[note.channel].append(note)
     best, best_score = None, 0.0
     for channel, notes in by_channel.items():
-        if len(notes) < 16:
+        if len(notes) < MIN_LINE_NOTES:
             continue
-        spans = [(n.start, n.end) for n in notes]
-        covered = _union_length(spans)
+        covered, polyphony = _spread(notes)
         coverage = covered / max(score.duration, 1e-6)
-        polyphony = sum(e - s for s, e in spans) / max(covered, 1e-6)
         mean_key = sum(n.key for n in notes) / len(notes)
-        value = coverage * (1.0 if polyphony < 1.3 else 0.35) * (mean_key / 60.0) ** 2
+        value = coverage * (1.0 if polyphony < MONOPHONIC else 0.35) * (mean_key / 60.0) ** 2
         if coverage > 0.15 and value > best_score:
             best, best_score = channel, value
     return best
@@ -140,16 +147,9 @@ def low_lines(score: Score) -> set[tuple[int, int]]:
         if (note.channel != DRUM_CHANNEL and note.program in PITCHED_PROGRAMS
                 and note.program not in BASS_PROGRAMS and note.program not in VOICE_PROGRAMS):
             groups[(note.channel, note.program)].append(note)
-    found = set()
-    for key, notes in groups.items():
-        if len(notes) < 16:
-            continue
-        median = statistics.median(n.key for n in notes)
-        spans = [(n.start, n.end) for n in notes]
-        polyphony = sum(e - s for s, e in spans) / max(_union_length(spans), 1e-6)
-        if median <= BASS_LINE_MAX_KEY and polyphony < 1.3:
-            found.add(key)
-    return found
+    return {key for key, notes in groups.items()
+            if len(notes) >= MIN_LINE_NOTES and _spread(notes)[1] < MONOPHONIC
+            and statistics.median(n.key for n in notes) <= BASS_LINE_MAX_KEY}
 
 
 def assign_stems(score: Score, *, low_lines_to_bass: bool = False) -> dict[str, list[Note]]:
