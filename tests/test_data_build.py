@@ -510,6 +510,40 @@ def test_music4_options_are_kept_per_folder(tmp_path):
     assert not (tmp_path / "d").exists()
 
 
+def test_text_writes_of_one_file_at_once_do_not_collide(tmp_path, monkeypatch):
+    """The shards of a parallel build all record a new folder's options: a second writer that
+    starts while the first is between writing and renaming must not take the first's temporary
+    file (it did: a fresh `data build music4 --bass-lines --jobs 2` lost a shard)."""
+    import os
+
+    from unweave.data import common
+
+    target = tmp_path / "build_options.json"
+    replace = os.replace
+    nested = []
+
+    def interleaved(src, dst):
+        if not nested:  # the other process writes the same file at this moment
+            nested.append(src)
+            common.write_text_atomic(target, "second")
+        replace(src, dst)
+
+    monkeypatch.setattr(common.os, "replace", interleaved)
+    common.write_text_atomic(target, "first")
+    assert target.read_text() == "first"  # the outer rename came last
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["build_options.json"]
+    assert oct(target.stat().st_mode & 0o777) == oct(0o644)
+
+    def broken(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(common.os, "replace", broken)
+    with pytest.raises(OSError, match="disk full"):
+        common.write_text_atomic(target, "third")
+    assert target.read_text() == "first"  # the old file stays, no temporary file is left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["build_options.json"]
+
+
 def test_quantize_stems_sum_exactly():
     rng = np.random.default_rng(0)
     stems = {s: rng.standard_normal((2, 1000)).astype(np.float32) for s in ("a", "b", "c")}

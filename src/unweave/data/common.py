@@ -126,10 +126,18 @@ def write_wav(path: Path, audio: np.ndarray, sample_rate: int) -> None:
 
 
 def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file of its own (processes that write the
+    same file at once, such as the shards of a parallel build, never share one)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp-{path.name}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{path.name}-", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o644)  # as a plain write would leave it, not mkstemp's 0600
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 # Python packages whose versions decide a corpus's audio (rendering, resampling, re-pitching,
