@@ -516,6 +516,7 @@ def test_text_writes_of_one_file_at_once_do_not_collide(tmp_path, monkeypatch):
     file (it did: a fresh `data build music4 --bass-lines --jobs 2` lost a shard)."""
     import os
 
+    from unweave import fileio
     from unweave.data import common
 
     target = tmp_path / "build_options.json"
@@ -528,7 +529,7 @@ def test_text_writes_of_one_file_at_once_do_not_collide(tmp_path, monkeypatch):
             common.write_text_atomic(target, "second")
         replace(src, dst)
 
-    monkeypatch.setattr(common.os, "replace", interleaved)
+    monkeypatch.setattr(fileio.os, "replace", interleaved)
     common.write_text_atomic(target, "first")
     assert target.read_text() == "first"  # the outer rename came last
     assert sorted(p.name for p in tmp_path.iterdir()) == ["build_options.json"]
@@ -537,7 +538,7 @@ def test_text_writes_of_one_file_at_once_do_not_collide(tmp_path, monkeypatch):
     def broken(src, dst):
         raise OSError("disk full")
 
-    monkeypatch.setattr(common.os, "replace", broken)
+    monkeypatch.setattr(fileio.os, "replace", broken)
     with pytest.raises(OSError, match="disk full"):
         common.write_text_atomic(target, "third")
     assert target.read_text() == "first"  # the old file stays, no temporary file is left

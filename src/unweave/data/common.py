@@ -23,6 +23,7 @@ import numpy as np
 import soundfile as sf
 
 from ..errors import AudioWriteError, UnweaveError
+from ..fileio import write_text_atomic
 
 SPLITS = ("train", "valid")
 ORIGINS_FILE = ".origins.json"  # per item folder: provenance of each stem, written last
@@ -124,20 +125,6 @@ def write_wav(path: Path, audio: np.ndarray, sample_rate: int) -> None:
         Path(tmp).unlink(missing_ok=True)
         raise AudioWriteError(f"{path}: cannot write ({exc})") from exc
 
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file of its own (processes that write the
-    same file at once, such as the shards of a parallel build, never share one)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{path.name}-", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o644)  # as a plain write would leave it, not mkstemp's 0600
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # Python packages whose versions decide a corpus's audio (rendering, resampling, re-pitching,

@@ -14,13 +14,13 @@ uuid4 and stem names must be among the job's recorded stems.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import tempfile
 import unicodedata
 import uuid
 from pathlib import Path
+
+from ..fileio import write_bytes_atomic
 
 _STEM_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$")
 _EXT_RE = re.compile(r"^[a-z0-9]{1,8}$")
@@ -73,16 +73,9 @@ def upload_suffix(filename: str) -> str:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temp file beside ``path`` and rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``data`` to a temp file beside ``path`` and rename it into place (owner-only, as
+    the uploads are the users' files)."""
+    write_bytes_atomic(path, data, mode=0o600)
 
 
 class JobFiles:
