@@ -303,6 +303,11 @@ def test_compare_reports_splits_chosen_and_held_out_items(tmp_path, capsys) -> N
     assert "old 3.50 (35%), new 5.50 (55%)" in held and "better on 2/2 items, mean +2.00" in held
     with pytest.raises(SystemExit, match="no items/ folder"):
         compare.main([str(tmp_path), f"old={tmp_path / 'missing'}"])
+    if importlib.util.find_spec("matplotlib"):
+        png = tmp_path / "plots" / "cmp.png"
+        assert compare.main([str(tmp_path), f"old={old}", f"new={new}", "--plot", str(png)]) == 0
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert [p.name for p in png.parent.iterdir()] == ["cmp.png"]  # no temporary file left
 
 
 def test_bag_weights_joint_objective_refuses_a_weight_that_costs_another_stem() -> None:

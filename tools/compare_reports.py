@@ -2,7 +2,8 @@
 and on the rest.
 
     python tools/compare_reports.py corpora/soundtrack mrx=reports/st_v14 bag=reports/st_bag \
-        [--split valid] [--first 40] [--metric si_sdr] [--out docs/results/heldout.txt]
+        [--split valid] [--first 40] [--metric si_sdr] [--out docs/results/heldout.txt] \
+        [--plot docs/results/heldout.png]
 
 Each ``NAME=DIR`` is a report folder (``DIR/items/*.json``, as `unweave evaluate --out DIR`
 writes). Items are taken in the corpus's order (the order `unweave evaluate` and
@@ -10,7 +11,8 @@ writes). Items are taken in the corpus's order (the order `unweave evaluate` and
 were chosen on and the held-out rest. For each group and source: the median score of every
 report (items where a report has no score are left out of its median), the IRM oracle's median
 (from the first report that has one) with each report's ratio to it, and every report against the
-first: on how many items it is better and its mean difference.
+first: on how many items it is better and its mean difference. ``--plot`` draws the same item by
+item: one panel per source, a bar per report and item, the oracle as a black tick.
 """
 
 from __future__ import annotations
@@ -82,6 +84,35 @@ def compare(reports: dict[str, dict[str, dict]], names: list[str], sources: list
     return lines
 
 
+def plot(reports: dict[str, dict[str, dict]], names: list[str], sources: list[str], metric: str,
+         path: Path) -> None:
+    """One panel per source: each report's score per item as bars, the IRM oracle as ticks."""
+    from unweave.metrics.report import _figure, _save
+
+    fig = _figure(1.5 + 0.9 * len(names), 2.2 * len(sources) + 0.6)
+    width = 0.8 / len(reports)
+    x = np.arange(len(names))
+    for row, source in enumerate(sources):
+        ax = fig.add_subplot(len(sources), 1, row + 1)
+        oracle: dict[str, float] = {}
+        for k, (label, report) in enumerate(reports.items()):
+            got = per_item(report, names, source, metric)
+            oracle = {**per_item(report, names, source, metric, "oracle_irm"), **oracle}
+            ax.bar([x[i] + (k - (len(reports) - 1) / 2) * width for i, n in enumerate(names)
+                    if n in got], [got[n] for n in names if n in got], width, label=label)
+        ax.plot([x[i] for i, n in enumerate(names) if n in oracle],
+                [oracle[n] for n in names if n in oracle], "_", color="k", ms=22, mew=2,
+                label="IRM oracle")
+        ax.axhline(0.0, color="0.6", lw=0.8)
+        ax.set_ylabel(f"{source}\n{metric} (dB)")
+        ax.set_xticks(x, [n if row == len(sources) - 1 else "" for n in names],
+                      rotation=20, ha="right", fontsize="small")
+        ax.grid(axis="y", alpha=0.3)
+        if row == 0:
+            ax.legend(fontsize="small", ncol=len(reports) + 1, loc="upper left")
+    _save(fig, path)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("corpus")
@@ -90,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--first", type=int, help="report the first N items and the rest apart")
     parser.add_argument("--metric", default="si_sdr")
     parser.add_argument("--out", type=Path, help="also write the text here")
+    parser.add_argument("--plot", type=Path, help="draw every item's scores in this PNG")
     args = parser.parse_args(argv)
     labelled = {}
     for spec in args.reports:
@@ -113,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout.write(text)
     if args.out:
         write_text_atomic(args.out, text)
+    if args.plot:
+        plot(reports, names, sources, args.metric, args.plot)
     return 0
 
 
