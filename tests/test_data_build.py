@@ -673,6 +673,24 @@ def test_soundtrack_parallel_build_cli(cache, tmp_path):
                      progress=False, jobs=2)
 
 
+def test_parallel_build_stops_at_the_first_failing_shard(tmp_path):
+    """A shard that fails ends the build with its error at once: the other shards are stopped,
+    not waited for (a failed shard used to surface only when the rest had finished)."""
+    from tests import fake_builder
+    from unweave.cli.data import build_corpus
+
+    out = tmp_path / "corpus"
+    out.mkdir()
+    with pytest.raises(UnweaveError, match="shard 1 cannot read its source"):
+        build_corpus(fake_builder, str(out), cache=None, limit_minutes=None, progress=False,
+                     jobs=2)
+    import multiprocessing
+
+    assert not (out / "shard0-finished").exists()  # not waited for (it sleeps 20 s first)
+    assert multiprocessing.active_children() == []  # and not left running either
+    assert not (out / "dataset.json").exists()
+
+
 def test_vocals_build_with_fake_synth(cache, tmp_path, monkeypatch):
     pytest.importorskip("pyworld")
     from unweave.data import build_vocals

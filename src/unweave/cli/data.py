@@ -77,7 +77,6 @@ def build_corpus(module, out: str, *, cache, limit_minutes: float | None, progre
     if limit_minutes is not None:
         raise UnweaveError("a parallel build (--jobs > 1) needs a full build: drop --limit or "
                            "use --jobs 1")
-    from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
 
     from ..data import debs
@@ -85,10 +84,16 @@ def build_corpus(module, out: str, *, cache, limit_minutes: float | None, progre
 
     start = time.time()
     debs.fetch(list(module.PACKAGES), cache)  # download and unpack once, before the workers
-    with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
-        shards = [pool.submit(module.build, out, cache=cache, progress=progress, shard=(k, jobs),
-                              **options) for k in range(jobs)]
-        results = [f.result() for f in shards]
+    failed: list[BaseException] = []
+    with get_context("spawn").Pool(jobs) as pool:  # leaving the block terminates the workers
+        shards = [pool.apply_async(module.build, (out,), dict(cache=cache, progress=progress,
+                                                               shard=(k, jobs), **options),
+                                   error_callback=failed.append) for k in range(jobs)]
+        while not failed and not all(f.ready() for f in shards):
+            time.sleep(0.2)
+        if failed:  # one shard's error stops the others at once (finished items are kept)
+            raise failed[0]
+        results = [f.get() for f in shards]
     info = module.build(out, cache=cache, limit_minutes=None, progress=False, **options)
     info["skipped_sources"] = list(dict.fromkeys(
         [s for r in results for s in r["skipped_sources"]] + info.get("skipped_sources", [])))
