@@ -545,6 +545,23 @@ def test_text_writes_of_one_file_at_once_do_not_collide(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["build_options.json"]
 
 
+def test_rewriting_an_item_clears_the_temporary_files_of_a_stopped_build(tmp_path):
+    from unweave.data.common import ORIGINS_FILE, CorpusWriter
+
+    folder = tmp_path / "train" / "song"
+    folder.mkdir(parents=True)
+    stale = [folder / ".tmp-k2j4.wav", folder / f"{ORIGINS_FILE}.x9q.tmp"]
+    for path in stale:
+        path.write_bytes(b"half")
+    keep = folder / "notes.txt"  # not a temporary file: left alone
+    keep.write_text("mine")
+    writer = CorpusWriter(tmp_path, "test", 8000, 1, ("a",))
+    writer.write("train", "song", {"a": np.zeros((1, 800), np.float32)}, {})
+    assert sorted(p.name for p in folder.iterdir()) == sorted([ORIGINS_FILE, "a.wav",
+                                                               "notes.txt"])
+    assert keep.read_text() == "mine"
+
+
 def test_quantize_stems_sum_exactly():
     rng = np.random.default_rng(0)
     stems = {s: rng.standard_normal((2, 1000)).astype(np.float32) for s in ("a", "b", "c")}

@@ -270,6 +270,11 @@ class CorpusWriter:
         with the stem as the file name).
         """
         folder = folder if folder is not None else self.out / split / item
+        if folder == self.out / split / item and any(a is not None for a in stems.values()):
+            # an earlier build stopped while writing this item (a terminated shard, Ctrl-C)
+            # may have left its temporary files; this writer alone owns the item
+            for stale in [*folder.glob(".tmp-*"), *folder.glob(".*.tmp")]:
+                stale.unlink(missing_ok=True)
         duration = 0.0
         for stem, audio in stems.items():
             path = folder / f"{stem}.wav"
