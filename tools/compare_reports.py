@@ -54,14 +54,21 @@ def per_item(report: dict[str, dict], names: list[str], source: str, metric: str
     return out
 
 
+def oracle_per_item(reports: dict[str, dict[str, dict]], names: list[str], source: str,
+                    metric: str) -> dict[str, float]:
+    """{item: IRM oracle score}, each item's from the first report that has one."""
+    oracle: dict[str, float] = {}
+    for report in reports.values():
+        oracle = {**per_item(report, names, source, metric, "oracle_irm"), **oracle}
+    return oracle
+
+
 def compare(reports: dict[str, dict[str, dict]], names: list[str], sources: list[str],
             metric: str) -> list[str]:
     """Lines of text for the items ``names``: medians, oracle ratios, wins against the first."""
     lines = []
     for source in sources:
-        oracle: dict[str, float] = {}
-        for report in reports.values():  # the oracle per item, from the first report with it
-            oracle = {**per_item(report, names, source, metric, "oracle_irm"), **oracle}
+        oracle = oracle_per_item(reports, names, source, metric)
         oracle_median = float(np.median(list(oracle.values()))) if oracle else None
         scores = {label: per_item(r, names, source, metric) for label, r in reports.items()}
         parts = []
@@ -94,10 +101,9 @@ def plot(reports: dict[str, dict[str, dict]], names: list[str], sources: list[st
     x = np.arange(len(names))
     for row, source in enumerate(sources):
         ax = fig.add_subplot(len(sources), 1, row + 1)
-        oracle: dict[str, float] = {}
+        oracle = oracle_per_item(reports, names, source, metric)
         for k, (label, report) in enumerate(reports.items()):
             got = per_item(report, names, source, metric)
-            oracle = {**per_item(report, names, source, metric, "oracle_irm"), **oracle}
             ax.bar([x[i] + (k - (len(reports) - 1) / 2) * width for i, n in enumerate(names)
                     if n in got], [got[n] for n in names if n in got], width, label=label)
         ax.plot([x[i] for i, n in enumerate(names) if n in oracle],

@@ -351,11 +351,6 @@ def score_item(
 
 # ----------------------------------------------------------------------------------------------
 # writing
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temp file in the same folder and a rename."""
-    write_text_atomic(path, text)
-
-
 def _json(obj: Any) -> str:
     return json.dumps(obj, indent=2, allow_nan=False) + "\n"
 
@@ -451,7 +446,7 @@ def evaluate(
         }
         records.append(record)
         if out is not None:
-            write_atomic(out / "items" / f"{safe_name(item.name)}.json", _json(record))
+            write_text_atomic(out / "items" / f"{safe_name(item.name)}.json", _json(record))
         if plots and len(figures) < spectrogram_items:
             figures.append((item.name, loaded, est))
 
@@ -476,8 +471,8 @@ def evaluate(
         "seconds": time.perf_counter() - started,
     }
     if out is not None:
-        write_atomic(out / "summary.json", _json(summary))
-        write_atomic(out / "summary.md", report.summary_markdown(summary))
+        write_text_atomic(out / "summary.json", _json(summary))
+        write_text_atomic(out / "summary.md", report.summary_markdown(summary))
         if plots:
             if report.plotting_available():
                 report.plot_distributions(records, summary, out / "plots")

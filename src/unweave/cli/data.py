@@ -57,6 +57,13 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(_data_parser=parser)
 
 
+def _build_shard(job: tuple[str, str, dict]) -> tuple[int, dict]:
+    """One shard of a parallel build, in a worker process: (module name, out, kwargs) ->
+    (shard index, its result)."""
+    name, out, kwargs = job
+    return kwargs["shard"][0], importlib.import_module(name).build(out, **kwargs)
+
+
 def build_corpus(module, out: str, *, cache, limit_minutes: float | None, progress: bool,
                  jobs: int = 1, **options) -> dict:
     """Run ``module.build``; with jobs > 1, in that many processes, each writing its share.
@@ -84,16 +91,13 @@ def build_corpus(module, out: str, *, cache, limit_minutes: float | None, progre
 
     start = time.time()
     debs.fetch(list(module.PACKAGES), cache)  # download and unpack once, before the workers
-    failed: list[BaseException] = []
-    with get_context("spawn").Pool(jobs) as pool:  # leaving the block terminates the workers
-        shards = [pool.apply_async(module.build, (out,), dict(cache=cache, progress=progress,
-                                                               shard=(k, jobs), **options),
-                                   error_callback=failed.append) for k in range(jobs)]
-        while not failed and not all(f.ready() for f in shards):
-            time.sleep(0.2)
-        if failed:  # one shard's error stops the others at once (finished items are kept)
-            raise failed[0]
-        results = [f.get() for f in shards]
+    shards = [(module.__name__, out, dict(cache=cache, progress=progress, shard=(k, jobs),
+                                          **options)) for k in range(jobs)]
+    # in the order the shards finish: the first one to fail raises here at once, and leaving
+    # the block terminates the others (their finished items are kept; a rerun resumes)
+    with get_context("spawn").Pool(jobs) as pool:
+        results = [r for _, r in sorted(pool.imap_unordered(_build_shard, shards),
+                                        key=lambda done: done[0])]
     info = module.build(out, cache=cache, limit_minutes=None, progress=False, **options)
     info["skipped_sources"] = list(dict.fromkeys(
         [s for r in results for s in r["skipped_sources"]] + info.get("skipped_sources", [])))

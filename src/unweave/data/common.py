@@ -13,8 +13,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,7 +21,7 @@ import numpy as np
 import soundfile as sf
 
 from ..errors import AudioWriteError, UnweaveError
-from ..fileio import write_text_atomic
+from ..fileio import TEMP_GLOB, atomic_path, write_text_atomic
 
 SPLITS = ("train", "valid")
 ORIGINS_FILE = ".origins.json"  # per item folder: provenance of each stem, written last
@@ -114,15 +112,11 @@ def quantize_stems(stems: dict[str, np.ndarray], peak: float = 0.98) -> dict[str
 
 def write_wav(path: Path, audio: np.ndarray, sample_rate: int) -> None:
     """Write ``(C, T)`` float (or ``(T, C)`` int16) as 16-bit WAV, atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     data = audio if audio.dtype == np.int16 else to_pcm16(audio)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".wav", dir=path.parent)
-    os.close(fd)
     try:
-        sf.write(tmp, data, sample_rate, subtype="PCM_16", format="WAV")
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            sf.write(tmp, data, sample_rate, subtype="PCM_16", format="WAV")
     except Exception as exc:
-        Path(tmp).unlink(missing_ok=True)
         raise AudioWriteError(f"{path}: cannot write ({exc})") from exc
 
 
@@ -272,8 +266,9 @@ class CorpusWriter:
         folder = folder if folder is not None else self.out / split / item
         if folder == self.out / split / item and any(a is not None for a in stems.values()):
             # an earlier build stopped while writing this item (a terminated shard, Ctrl-C)
-            # may have left its temporary files; this writer alone owns the item
-            for stale in [*folder.glob(".tmp-*"), *folder.glob(".*.tmp")]:
+            # may have left its temporary files (".tmp-*": as named before unweave.fileio);
+            # this writer alone owns the item
+            for stale in [*folder.glob(".tmp-*"), *folder.glob(TEMP_GLOB)]:
                 stale.unlink(missing_ok=True)
         duration = 0.0
         for stem, audio in stems.items():

@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..fileio import atomic_path
+
 CONDITION_LABELS = {"mixture": "mixture", "estimate": "estimate", "oracle_irm": "IRM oracle"}
 
 
@@ -119,13 +121,8 @@ def _figure(width: float, height: float):
 
 def _save(fig, path: Path) -> None:
     """Save through a temp file and a rename, so a figure appears whole or not at all."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    try:
+    with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def plot_distributions(

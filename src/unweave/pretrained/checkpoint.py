@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ import torch
 from torch import nn
 
 from ..errors import ModelError
+from ..fileio import atomic_path
 from ..registry import build_model
 
 FORMAT_VERSION = 1
@@ -38,16 +38,8 @@ def model_kwargs(model: nn.Module) -> dict[str, Any]:
 def atomic_torch_save(payload: Any, path: str | os.PathLike) -> Path:
     """``torch.save`` to a temp file beside ``path``, then rename (never a half-written file)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:  # 0644: checkpoints are ordinary shareable files
         torch.save(payload, tmp)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; checkpoints are ordinary shareable files
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

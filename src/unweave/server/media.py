@@ -6,8 +6,6 @@ stay within a few blocks of memory. All functions are blocking: call them from a
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -15,6 +13,8 @@ import torch
 
 from ..audio import io
 from ..errors import AudioReadError
+from ..fileio import atomic_path
+from .files import atomic_write_bytes
 
 BLOCK_SECONDS = 10.0
 
@@ -68,10 +68,7 @@ def compute_peaks(stems: dict[str, Path], bins: int) -> dict:
 
 def write_peaks(stems: dict[str, Path], bins: int, dest: Path) -> None:
     data = json.dumps(compute_peaks(stems, bins), separators=(",", ":")).encode()
-    fd, tmp = tempfile.mkstemp(prefix=".peaks.", suffix=".tmp", dir=dest.parent)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.replace(tmp, dest)
+    atomic_write_bytes(dest, data)
 
 
 def render_remix(stems: dict[str, Path], gains: dict[str, float], dest: Path) -> Path:
@@ -102,14 +99,8 @@ def build_zip(stems: dict[str, Path], folder: str, dest: Path) -> Path:
     """Zip the stems (stored, audio does not compress) under ``folder/``, atomically."""
     if dest.is_file():
         return dest
-    fd, tmp = tempfile.mkstemp(prefix=".stems.", suffix=".zip", dir=dest.parent)
-    os.close(fd)
-    try:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
-            for path in stems.values():
-                zf.write(path, arcname=f"{folder}/{path.name}")
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(dest, mode=0o600) as tmp, zipfile.ZipFile(
+            tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for path in stems.values():
+            zf.write(path, arcname=f"{folder}/{path.name}")
     return dest
