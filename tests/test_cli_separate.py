@@ -179,8 +179,29 @@ def test_disk_full_leaves_no_partial_output(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(io, "open_writer", failing_open)
     assert run_cli("-n", MODEL, "-o", str(tmp_path / "o"), str(src)) == 1
     assert "No space left" in capsys.readouterr().err
-    leftovers = [p for p in (tmp_path / "o").rglob("*") if p.is_file()] if (tmp_path / "o").exists() else []
-    assert leftovers == []
+    assert not (tmp_path / "o").exists()  # no stems, no temp files, no empty folders
+
+
+def test_file_failing_mid_stream_leaves_no_folder_but_keeps_existing_ones(tmp_path, capsys):
+    x = np.full((3 * 22050, 2), 0.1, np.float32)  # longer than one decoder read
+    x[-10, 1] = np.nan  # found only when the last block is decoded, after the writers opened
+    sf.write(tmp_path / "late.wav", x, 22050, subtype="FLOAT")
+    assert run_cli("-n", MODEL, "-o", str(tmp_path / "o"), str(tmp_path / "late.wav")) == 1
+    assert "late.wav: contains NaN" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+    (tmp_path / "kept" / MODEL).mkdir(parents=True)  # the user's folders stay
+    assert run_cli("-n", MODEL, "-o", str(tmp_path / "kept"), str(tmp_path / "late.wav")) == 1
+    assert [p.name for p in (tmp_path / "kept").iterdir()] == [MODEL]
+    assert list((tmp_path / "kept" / MODEL).iterdir()) == []
+
+
+def test_clip_under_a_tenth_of_a_second_with_the_progress_bar(tmp_path, capsys):
+    src = write_tone(tmp_path / "blip.wav", seconds=0.02, sample_rate=22050)
+    assert main(["separate", "-n", MODEL, "-o", str(tmp_path / "o"), str(src)]) == 0
+    out = tmp_path / "o" / MODEL / "blip"
+    wav, sr = sf.read(out / f"{load_model(MODEL).sources[0]}.wav")
+    assert sr == 22050 and wav.shape[0] == int(0.02 * 22050)
+    assert "1 file(s), 0 failed" in capsys.readouterr().err
 
 
 def test_models_command_lists_untrained(capsys):

@@ -173,8 +173,13 @@ def _separate_one(separator, path: Path, targets: dict[str, Path], options, quie
 
     meta = io.info(path)
     duration = meta.duration_seconds or 0.0
-    bar = tqdm(total=round(duration, 1) or None, unit="s", desc=path.name, disable=quiet,
-               leave=False, bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s [{elapsed}<{remaining}]")
+    # a clip under 0.1 s still gets a bar (0.1 s long); a file whose length the container does
+    # not tell gets a counter without a total
+    total = max(round(duration, 1), 0.1) if duration > 0 else None
+    bar_format = ("{l_bar}{bar}| {n:.1f}/{total:.1f} s [{elapsed}<{remaining}]" if total
+                  else "{desc}: {n:.1f} s [{elapsed}]")
+    bar = tqdm(total=total, unit="s", desc=path.name, disable=quiet, leave=False,
+               bar_format=bar_format)
 
     def progress(fraction: float, stage: str) -> None:
         if bar.total:

@@ -329,11 +329,13 @@ class _StemWriters:
         self.temps: dict[str, Path] = {}
         self.writers: dict[str, io.AudioWriter] = {}
         self.peaks = dict.fromkeys(names, 0.0)
+        # folders this writer made, deepest first: removed again (when empty) on failure
+        self.made_dirs: list[Path] = []
 
     def __enter__(self) -> Self:
         try:
             for name, target in self.targets.items():
-                target.parent.mkdir(parents=True, exist_ok=True)
+                self._make_dir(target.parent)
                 fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".float.wav",
                                            dir=target.parent)
                 os.close(fd)
@@ -397,11 +399,29 @@ class _StemWriters:
             raise
         return dict(self.targets)
 
+    def _make_dir(self, folder: Path) -> None:
+        missing = []
+        while not folder.exists() and folder != folder.parent:
+            missing.append(folder)
+            folder = folder.parent
+        for path in reversed(missing):
+            try:
+                path.mkdir()
+            except FileExistsError:  # made by someone else meanwhile: theirs to keep
+                continue
+            self.made_dirs.insert(0, path)
+
     def _cleanup(self) -> None:
         for writer in self.writers.values():
             writer.abort()
         for tmp in self.temps.values():
             tmp.unlink(missing_ok=True)
+        for folder in self.made_dirs:  # a failed file leaves no empty folder behind
+            try:
+                folder.rmdir()
+            except OSError:  # not empty: something else writes there too
+                pass
+        self.made_dirs.clear()
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is not None or self.temps:
