@@ -36,10 +36,10 @@ import numpy as np
 import torch
 
 from unweave.audio import convert
-from unweave.data.common import write_text_atomic
 from unweave.dsp.bandext import band_seen, extend_stems
 from unweave.dsp.postfilter import fft_size, soft_mask_refine
 from unweave.evaluate import find_items, load_item, safe_name, score_item
+from unweave.fileio import write_text_atomic
 from unweave.inference.separator import Separator
 from unweave.metrics.report import stats
 

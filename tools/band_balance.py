@@ -29,11 +29,11 @@ import numpy as np
 import torch
 
 from unweave.cli import add_refine_arguments, refine_request
-from unweave.data.common import write_text_atomic
 from unweave.dsp.postfilter import fft_size
 from unweave.dsp.stft import stft
 from unweave.errors import UnweaveError
 from unweave.evaluate import find_items, load_item, silent_sources
+from unweave.fileio import write_text_atomic
 from unweave.inference.separator import Separator
 from unweave.metrics.report import _figure, _save
 

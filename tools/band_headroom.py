@@ -28,9 +28,9 @@ from scipy.signal import butter, sosfiltfilt
 
 from unweave import metrics as M
 from unweave.audio import convert
-from unweave.data.common import write_text_atomic
 from unweave.dsp.bandext import band_seen, extend_stems
 from unweave.evaluate import find_items, load_item, silent_sources
+from unweave.fileio import write_text_atomic
 from unweave.inference.separator import Separator
 
 CONDITIONS = ("model", "ideal_band", "extended")

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from unweave.data.common import write_text_atomic
 from unweave.evaluate import find_items, safe_name
+from unweave.fileio import write_text_atomic
 
 
 def load_report(folder: Path, names: list[str]) -> dict[str, dict]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from unweave.cli.models import markdown_table
-from unweave.data.common import write_text_atomic
+from unweave.fileio import write_text_atomic
 from unweave.pretrained.catalog import list_models
 
 README = Path(__file__).resolve().parents[1] / "README.md"

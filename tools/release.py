@@ -21,11 +21,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
+from unweave.fileio import atomic_path, write_text_atomic
 from unweave.inference.separator import DEFAULT_OVERLAP
 from unweave.pretrained.catalog import CATALOG_PATH, WEIGHTS_DIR
 from unweave.pretrained.checkpoint import read_checkpoint, sha256_file
@@ -118,11 +117,7 @@ def _training(run: Path, meta: dict) -> dict:
 
 
 def _write(catalog: dict) -> None:
-    fd, tmp = tempfile.mkstemp(dir=CATALOG_PATH.parent, suffix=".json")
-    with os.fdopen(fd, "w") as f:
-        json.dump(catalog, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, CATALOG_PATH)
+    write_text_atomic(CATALOG_PATH, json.dumps(catalog, indent=2) + "\n")
 
 
 def main() -> None:
@@ -201,10 +196,9 @@ def main() -> None:
         ap.error("a release needs " + ", ".join(missing))
 
     payload = read_checkpoint(args.checkpoint)
-    WEIGHTS_DIR.mkdir(parents=True, exist_ok=True)
     target = WEIGHTS_DIR / f"{args.name}.pt"
-    shutil.copyfile(args.checkpoint, target)
-    os.chmod(target, 0o644)
+    with atomic_path(target) as tmp:  # the shipped weights are replaced whole or not at all
+        shutil.copyfile(args.checkpoint, tmp)
     dataset = json.loads((args.corpus / "dataset.json").read_text())
     packages = dataset.get("packages", {})
     data = (f"{dataset['task']} corpus built by `unweave data build {dataset['task']}` from Debian "

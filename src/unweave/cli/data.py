@@ -87,7 +87,7 @@ def build_corpus(module, out: str, *, cache, limit_minutes: float | None, progre
     from multiprocessing import get_context
 
     from ..data import debs
-    from ..data.common import write_text_atomic
+    from ..fileio import write_text_atomic
 
     start = time.time()
     debs.fetch(list(module.PACKAGES), cache)  # download and unpack once, before the workers

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
@@ -23,6 +22,7 @@ import torch
 from torch import nn
 
 from ..errors import ModelError
+from ..fileio import atomic_path
 from ..inference.refine import refine_mode
 from ..registry import build_model, build_tiny, get_arch, list_architectures
 from .checkpoint import load_checkpoint, sha256_file
@@ -198,19 +198,16 @@ def _fetch(url: str, sha256: str, name: str) -> Path:
     target = cache_dir() / f"{name}-{sha256[:12]}.pt"
     if target.is_file() and sha256_file(target) == sha256:
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as resp:
-            shutil.copyfileobj(resp, out)
-        got = sha256_file(tmp)
-        if got != sha256:
-            raise ModelError(f"{url}: sha256 mismatch (expected {sha256[:12]}…, got {got[:12]}…)")
-        os.replace(tmp, target)
+        with atomic_path(target) as tmp:  # a mismatch or failure leaves no file behind
+            with open(tmp, "wb") as out, urllib.request.urlopen(url, timeout=60) as resp:
+                shutil.copyfileobj(resp, out)
+            got = sha256_file(tmp)
+            if got != sha256:
+                raise ModelError(f"{url}: sha256 mismatch (expected {sha256[:12]}…, "
+                                 f"got {got[:12]}…)")
     except OSError as exc:
         raise ModelError(f"{url}: download failed ({exc})") from exc
-    finally:
-        Path(tmp).unlink(missing_ok=True)
     return target
 
 
