@@ -234,3 +234,25 @@ def test_silent_reference_is_left_out(tmp_path):
     assert summary["stems"]["high"]["si_sdr"]["estimate"]["n"] == 1
     assert summary["stems"]["low"]["si_sdr"]["estimate"]["n"] == 2
     assert "| high (1 of 2) |" in (out / "summary.md").read_text()
+
+
+def test_manifest_default_split_and_unknown_split(tmp_path):
+    """Without --split a manifest gives its test rows, else its valid rows, never its training
+    rows; a split it does not have is an error naming the file and the splits it has."""
+    rows = ["track,split,low,high"]
+    for k, split in enumerate(("train", "valid", "valid")):
+        for name, wav in make_stems(k).items():
+            sf.write(str(tmp_path / f"{name}{k}.wav"), wav, SR)
+        rows.append(f"x{k},{split},low{k}.wav,high{k}.wav")
+    (tmp_path / "manifest.csv").write_text("\n".join(rows) + "\n")
+    items, _ = find_items(tmp_path)
+    assert [i.name for i in items] == ["x1", "x2"] and {i.split for i in items} == {"valid"}
+    summary = evaluate(BandSplit(), tmp_path, metrics=("snr",), oracle=False, plots=False,
+                       progress=False)
+    assert summary["items"] == 2 and summary["split"] == "valid"
+    with pytest.raises(UnweaveError, match=r"manifest\.csv: no rows with split 'test' "
+                                           r"\(splits in the manifest: train, valid\)"):
+        find_items(tmp_path, split="test")
+    # a manifest with neither test nor valid rows is read whole
+    (tmp_path / "manifest.csv").write_text("\n".join(rows[:2]) + "\n")
+    assert [i.name for i in find_items(tmp_path)[0]] == ["x0"]

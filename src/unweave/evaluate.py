@@ -8,7 +8,7 @@ Datasets (``DATASET``):
 * a corpus root with split subfolders (``unweave data build``): ``ROOT/<split>/TRACK/...``;
   ``split`` picks one, by default ``test`` then ``valid``;
 * a ``manifest.csv`` (the file, or a folder holding one): a ``track`` column, optional ``split``
-  and ``mixture`` columns, and one column per stem holding a file path; or a ``path`` column
+  (``split`` picks the rows, by default ``test`` then ``valid``, else all) and ``mixture`` columns, and one column per stem holding a file path; or a ``path`` column
   naming a track folder. Relative paths are relative to the CSV.
 
 Every model source needs a reference stem, except that one missing source may be derived as the
@@ -79,6 +79,7 @@ class Item:
     stems: dict[str, Path]
     mixture: Path | None = None
     where: str = ""  # folder or manifest row, for error messages
+    split: str | None = None  # the manifest row's split, when it has one
 
 
 def _audio_files(folder: Path) -> dict[str, Path]:
@@ -109,18 +110,24 @@ def _track_folders(root: Path) -> list[Item]:
 def _manifest_items(path: Path, split: str | None) -> list[Item]:
     base = path.parent
     with open(path, newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
+        rows = [{k.strip(): (v or "").strip() for k, v in row.items() if k}
+                for row in csv.DictReader(f)]
+    splits = sorted({row.get("split", "") for row in rows} - {""})
+    if split is None:  # as for split folders: test, then valid; all rows if it has neither
+        split = next((s for s in DEFAULT_SPLITS if s in splits), None)
+    elif splits and split not in splits:
+        raise UnweaveError(f"{path}: no rows with split {split!r} (splits in the manifest: "
+                           f"{', '.join(splits)})")
     items = []
     grouped: dict[tuple[str, str], Item] = {}  # the corpus builders' one-row-per-stem layout
     for n, row in enumerate(rows, start=2):
-        row = {k.strip(): (v or "").strip() for k, v in row.items() if k}
         if split is not None and row.get("split", split) != split:
             continue
-        where = f"{path}:{n}"
+        where, row_split = f"{path}:{n}", row.get("split") or None
         if row.get("stem") and row.get("path") and row.get("item"):
             key = (row.get("split", ""), row["item"])
             if key not in grouped:
-                grouped[key] = Item(row["item"], {}, where=where)
+                grouped[key] = Item(row["item"], {}, where=where, split=row_split)
                 items.append(grouped[key])
             if row["stem"] in MIXTURE_NAMES:
                 grouped[key].mixture = base / row["path"]
@@ -131,7 +138,7 @@ def _manifest_items(path: Path, split: str | None) -> list[Item]:
             item = _folder_item(base / row["path"])
             if item is None:
                 raise UnweaveError(f"{where}: no audio files in {base / row['path']}")
-            item.name = row.get("track") or item.name
+            item.name, item.split = row.get("track") or item.name, row_split
             items.append(item)
             continue
         name = row.pop("track", "") or row.pop("name", "") or f"item{n - 1:04d}"
@@ -140,8 +147,14 @@ def _manifest_items(path: Path, split: str | None) -> list[Item]:
         stems = {k: base / v for k, v in row.items() if v}
         if not stems:
             raise UnweaveError(f"{where}: row names no stem files")
-        items.append(Item(name, stems, base / mixture if mixture else None, where=where))
+        items.append(Item(name, stems, base / mixture if mixture else None, where=where,
+                          split=row_split))
     return items
+
+
+def _one(values: set):
+    """The one value of ``values``, or None if there are none or several."""
+    return next(iter(values)) if len(values) == 1 else None
 
 
 def find_items(dataset: str | os.PathLike, split: str | None = None) -> tuple[list[Item], str]:
@@ -164,6 +177,9 @@ def find_items(dataset: str | os.PathLike, split: str | None = None) -> tuple[li
         elif not _track_folders(root):
             folder = next((root / s for s in DEFAULT_SPLITS if (root / s).is_dir()), root)
         items, source = _track_folders(folder), str(folder)
+        if folder != root:
+            for item in items:
+                item.split = folder.name
     if not items:
         raise UnweaveError(
             f"{root}: no tracks found (expected TRACK/<stem>.wav folders, a split folder "
@@ -453,7 +469,7 @@ def evaluate(
     summary = {
         "model": _model_info(separator),
         "dataset": source,
-        "split": split,
+        "split": split if split is not None else _one({item.split for item in items}),
         "items": len(records),
         "metrics": list(metrics),
         "conditions": list(conditions),

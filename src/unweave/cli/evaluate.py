@@ -14,8 +14,9 @@ from . import add_chunking_arguments, positive_int, refine_request
 
 EPILOG = """\
 DATASET is a folder of tracks, TRACK/<stem>.wav (+ optional TRACK/mixture.wav; otherwise the
-mixture is the sum of the stems), a corpus root with split folders (--split, default test then
-valid), or a manifest.csv. Stems are named after the model's sources.
+mixture is the sum of the stems), a corpus root with split folders, or a manifest.csv (with a
+split column, --split picks its rows). --split defaults to test, then valid. Stems are named
+after the model's sources.
 
 metrics: sdr (museval v4 framewise median, 1 s), si_sdr, snr, mdx_sdr, isr/sir/sar (BSS Eval v4,
 slow), pesq, stoi (need the pesq / pystoi packages: pip install 'unweave[quality]').
