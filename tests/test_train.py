@@ -159,6 +159,7 @@ def test_best_metric_can_be_one_sources_score(corpus, tmp_path):
     with pytest.raises(UnweaveError, match="'sdr/vocals' names no source of the model"):
         Trainer(_config(corpus, tmp_path / "b", "train.best_metric=sdr/vocals"),
                 log=lambda _m: None).run()
+    assert not (tmp_path / "b").exists()  # a refused recipe leaves no empty run folder
 
 
 def test_gan_stage_runs_and_is_saved(corpus, tmp_path):

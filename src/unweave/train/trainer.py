@@ -392,9 +392,9 @@ class Trainer:
         """Train to ``train.steps``; returns ``{"step", "best", "best_step", "valid",
         "stopped"}`` (``stopped``: the reason for an early stop, e.g. "signal 15", or None)."""
         self.last_valid = None
-        self.out.mkdir(parents=True, exist_ok=True)
         self.log("resolved config:\n" + dump_config(self.cfg).rstrip())
-        self._setup()
+        self._setup()  # before the run folder exists: a bad recipe leaves no empty folder
+        self.out.mkdir(parents=True, exist_ok=True)
         if self.info.is_main:
             (self.out / "config.yaml").write_text(dump_config(self.cfg))
             if self.resume:
