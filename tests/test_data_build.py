@@ -20,7 +20,7 @@ import pytest
 import soundfile as sf
 
 from unweave.data import build_denoise, build_music4, build_soundtrack, debs, midi_stems, sources
-from unweave.data.common import quantize_stems, split_for
+from unweave.data.common import CorpusWriter, quantize_stems, split_for
 from unweave.data.extract import codec, mus, queen, rnc, sky, wad, zero_ad
 from unweave.errors import UnweaveError
 
@@ -508,6 +508,18 @@ def test_music4_options_are_kept_per_folder(tmp_path):
         build_music4.check_options(tmp_path / "old", lines)
     assert main(["data", "build", "denoise", "--bass-lines", "--out", str(tmp_path / "d")]) == 1
     assert not (tmp_path / "d").exists()
+
+
+def test_out_that_is_a_file_is_refused(tmp_path, capsys):
+    """A file where the corpus folder should go: a one-line error, the file left as it was."""
+    from unweave.cli import main
+
+    (tmp_path / "afile").write_bytes(b"keep")
+    assert main(["data", "build", "denoise", "--out", str(tmp_path / "afile")]) == 1
+    assert "afile: not a folder (a file is there)" in capsys.readouterr().err
+    with pytest.raises(UnweaveError, match="afile/sub: cannot make the corpus folder"):
+        CorpusWriter(tmp_path / "afile" / "sub", "denoise", 16000, 1, ("speech", "noise"))
+    assert (tmp_path / "afile").read_bytes() == b"keep"
 
 
 def test_text_writes_of_one_file_at_once_do_not_collide(tmp_path, monkeypatch):

@@ -112,6 +112,9 @@ def test_json_output_and_pools(tmp_path, capsys):
 def test_missing_folder_and_empty_corpus(tmp_path, capsys):
     assert main(["data", "check", str(tmp_path / "nope")]) == 1
     assert "folder not found" in capsys.readouterr().err
+    (tmp_path / "afile").write_bytes(b"x")
+    assert main(["data", "check", str(tmp_path / "afile")]) == 1
+    assert "afile: not a folder" in capsys.readouterr().err
     report = check_corpus(tmp_path)
     assert kinds(report) == {"empty"}
     assert "FAILED" in format_report(report)

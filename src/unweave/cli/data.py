@@ -118,6 +118,8 @@ def run(args: argparse.Namespace) -> int:
             if args.task != "music4":
                 raise UnweaveError(f"--bass-lines is a music4 option, not one of {args.task}")
             options["low_lines_to_bass"] = True
+        if Path(args.out).exists() and not Path(args.out).is_dir():
+            raise UnweaveError(f"--out {args.out}: not a folder (a file is there)")
         module = importlib.import_module(f"..data.{TASKS[args.task]}", __package__)
         start = time.time()
         info = build_corpus(module, args.out, cache=args.cache, limit_minutes=args.limit,

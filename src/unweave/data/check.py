@@ -116,7 +116,7 @@ def check_corpus(root: str | Path, tolerance: float = DEFAULT_TOLERANCE) -> dict
     """Check a corpus folder -> report dict (``problems``, ``warnings``, ``summary``...)."""
     root = Path(root).expanduser()
     if not root.is_dir():
-        raise UnweaveError(f"{root}: folder not found")
+        raise UnweaveError(f"{root}: " + ("not a folder" if root.exists() else "folder not found"))
     info_path = root / "dataset.json"
     expected = json.loads(info_path.read_text()) if info_path.is_file() else {}
     problems, warnings = [], []

@@ -214,7 +214,10 @@ class CorpusWriter:
 
     def __post_init__(self):
         self.out = Path(self.out)
-        self.out.mkdir(parents=True, exist_ok=True)
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+        except OSError as e:  # a file in the way, no permission, ...
+            raise UnweaveError(f"{self.out}: cannot make the corpus folder ({e.strerror})") from e
         if self.shard is not None:
             k, n = self.shard
             if not 0 <= k < n:
