@@ -254,6 +254,24 @@ def test_separator_api_in_memory(tone):
     assert all(s.shape[-1] == wav.shape[0] for s in stems.values())
     again = sep.separate_tensor(torch.from_numpy(wav.T.astype(np.float32)), sr)
     torch.testing.assert_close(again[sep.sources[0]], stems[sep.sources[0]])
+    as_numpy = sep.separate_tensor(wav.T, sr)  # a NumPy array (float64) works the same
+    torch.testing.assert_close(as_numpy[sep.sources[0]], stems[sep.sources[0]])
+
+
+@pytest.mark.parametrize("wav, error, message", [
+    (torch.zeros(1, 2, 800), ValueError, r"\(channels, time\) or \(time,\), got shape \(1, 2, 800\)"),
+    (torch.zeros(800, 2), ValueError, r"shape \(800, 2\).*pass wav\.T"),
+    (torch.zeros(2, 800, dtype=torch.int16), TypeError, r"float samples.*got torch\.int16"),
+    (torch.tensor([[0.0, float("nan")], [0.0, 0.0]]), ValueError, "NaN or infinite"),
+    (torch.tensor([0.0, float("inf")]), ValueError, "NaN or infinite"),
+])
+def test_separator_api_refuses_bad_arrays(wav, error, message):
+    """Arrays the API would otherwise separate into garbage (time and channels swapped, integer
+    PCM at 32768 times full scale, NaN) are refused with a message saying what is wrong."""
+    from unweave import Separator
+
+    with pytest.raises(error, match=message):
+        Separator(MODEL).separate_tensor(wav, 8000)
 
 
 def test_rescale_keeps_loud_stems_unclipped(tmp_path):

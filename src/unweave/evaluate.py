@@ -214,6 +214,8 @@ def load_item(item: Item, sources: Sequence[str], channels: int) -> LoadedItem:
 
     def read(path: Path) -> torch.Tensor:
         wav, _ = io.read(path, sample_rate=rate)
+        if not bool(torch.isfinite(wav).all()):
+            raise UnweaveError(f"{path}: holds NaN or infinite samples")
         try:
             return convert.convert_channels(wav, channels)
         except ValueError as exc:

@@ -92,6 +92,28 @@ class StemPlan:
         return {name: by_name[name] for name in self.names}
 
 
+MAX_CHANNELS = 64  # more rows than this is taken for a (time, channels) array
+
+
+def _check_wav(wav) -> torch.Tensor:
+    """``wav`` as a (C, T) float tensor, or a ValueError / TypeError saying what is wrong."""
+    wav = torch.as_tensor(wav)
+    if wav.dim() == 1:
+        wav = wav[None]
+    if wav.dim() != 2:
+        raise ValueError(f"wav must be (channels, time) or (time,), got shape {tuple(wav.shape)}")
+    if not wav.is_floating_point():
+        raise TypeError(f"wav must hold real float samples in [-1, 1], got {wav.dtype} (scale "
+                        f"integer PCM first, e.g. wav / 32768 for int16)")
+    if wav.shape[0] > MAX_CHANNELS:
+        raise ValueError(f"wav has shape {tuple(wav.shape)}: expected (channels, time), and "
+                         f"{wav.shape[0]} channels is more than {MAX_CHANNELS}; for a (time, "
+                         f"channels) array pass wav.T")
+    if not bool(torch.isfinite(wav).all()):
+        raise ValueError("wav holds NaN or infinite samples")
+    return wav
+
+
 class Separator:
     """Separate audio with a model by name (catalog, ``tiny-<arch>``), checkpoint path or module.
 
@@ -170,9 +192,9 @@ class Separator:
     # -- in memory ---------------------------------------------------------------------------
     def separate_tensor(self, wav: torch.Tensor, sample_rate: int,
                         progress: Progress | None = None) -> dict[str, torch.Tensor]:
-        """wav: (C, T) at ``sample_rate`` -> {source: (C_model, T)} at ``sample_rate``."""
-        if wav.dim() == 1:
-            wav = wav[None]
+        """wav: (C, T) or (T,) float samples at ``sample_rate`` (a tensor or a NumPy array) ->
+        {source: (C_model, T)} at ``sample_rate``."""
+        wav = _check_wav(wav)
         full = convert.convert_channels(wav.float(), self.model.audio_channels)
         mix = convert.resample(full, sample_rate, self.sample_rate)
         total = max(1, mix.shape[-1])
