@@ -687,6 +687,29 @@ def test_music4_sharded_build_equals_serial(cache, tmp_path, monkeypatch):
         build_music4.build(tmp_path / "x", cache=cache, limit_minutes=1.0, shard=(0, 3))
 
 
+def test_music4_more_variants_add_items_to_a_folder(cache, tmp_path, monkeypatch):
+    """--variants N renders each training song N times; a second build with more variants keeps
+    the items there (byte for byte) and adds the new ones; validation songs stay at one."""
+    pytest.importorskip("pyworld")
+    from unweave.cli import main
+
+    monkeypatch.setattr(build_music4, "FluidRenderer", FakeRenderer)
+    out = tmp_path / "m4"
+    build_music4.build(out, cache=cache, progress=False, variants=1)
+    before = _manifest_digest(out)
+    info = build_music4.build(out, cache=cache, progress=False, variants=2)
+    after = _manifest_digest(out)
+    assert set(before) < set(after) and info["variants"] == {"train": 2, "valid": 1}
+    items = {(split, item) for split, item, _, _ in after}
+    train = {i.rsplit("_v", 1)[0] for s, i in items if s == "train"}
+    assert {(s, i) for s, i in items if s == "train"} == {("train", f"{t}_v{k}") for t in train
+                                                           for k in (0, 1)}
+    assert all(i.endswith("_v0") for s, i in items if s == "valid")
+    assert main(["data", "build", "denoise", "--variants", "3", "--out", str(tmp_path / "d")]) == 1
+    assert main(["data", "build", "music4", "--variants", "0", "--out", str(tmp_path / "d")]) == 1
+    assert not (tmp_path / "d").exists()
+
+
 def test_soundtrack_parallel_build_cli(cache, tmp_path):
     from unweave.cli.data import build_corpus
 

@@ -1,6 +1,7 @@
 """``unweave data``: build training corpora from Debian packages, and check corpora.
 
     unweave data build TASK --out DIR [--limit MINUTES] [--cache DIR] [--jobs N] [--bass-lines]
+                       [--variants N]
     unweave data check DIR [--json]
 """
 
@@ -45,6 +46,10 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
                        help="music4 only: also file as bass the mostly monophonic lines at or "
                        "below E2 that the MIDI plays on other presets (a sawtooth lead or a "
                        "cello as the bass part); needs a new output folder")
+    build.add_argument("--variants", type=int, default=None, metavar="N",
+                       help="music4 only: renderings of each training song (kit, presets, "
+                       "tempo, key, reverb, balance and singer drawn anew; default 2); a build "
+                       "with more variants adds them to an existing folder")
     build.add_argument("--no-progress", action="store_true", help="hide progress bars")
     check = sub.add_parser("check", help="check a corpus for silent, clipped, mismatched stems",
                            description="Report silent stems, length/rate/channel mismatches, "
@@ -118,6 +123,12 @@ def run(args: argparse.Namespace) -> int:
             if args.task != "music4":
                 raise UnweaveError(f"--bass-lines is a music4 option, not one of {args.task}")
             options["low_lines_to_bass"] = True
+        if args.variants is not None:
+            if args.task != "music4":
+                raise UnweaveError(f"--variants is a music4 option, not one of {args.task}")
+            if args.variants < 1:
+                raise UnweaveError(f"--variants must be at least 1, got {args.variants}")
+            options["variants"] = args.variants
         if Path(args.out).exists() and not Path(args.out).is_dir():
             raise UnweaveError(f"--out {args.out}: not a folder (a file is there)")
         module = importlib.import_module(f"..data.{TASKS[args.task]}", __package__)

@@ -95,14 +95,15 @@ def render_song(renderer: FluidRenderer, midi: bytes, rng, *, name: str,
 
 
 def pending_songs(writer: CorpusWriter, tracks, sf_package, task: str, sample_rate: int,
-                  progress: bool):
-    """Yield (split, item, track, renderer, rng) for every song variant the build still needs.
+                  progress: bool, variants: int | None = None):
+    """Yield (split, item, track, renderer, rng) for every song variant the build still needs
+    (``variants`` renderings of each training song, one of each validation song).
 
     Songs already written are reused (resumable builds), full splits are skipped, and the
     soundfont (seconds to load) is loaded only when a song has to be rendered.
     """
     renderer = None
-    for split, track, variant in tqdm(song_splits(tracks), **writer.progress_args(task),
+    for split, track, variant in tqdm(song_splits(tracks, variants), **writer.progress_args(task),
                                       disable=not progress):
         if writer.all_full():
             break
@@ -119,12 +120,19 @@ def pending_songs(writer: CorpusWriter, tracks, sf_package, task: str, sample_ra
         yield split, item, track, renderer, rng_for(task, item)
 
 
-def song_splits(tracks) -> list[tuple[str, object, int]]:
-    """(split, track, variant) jobs, ordered so that both splits fill early."""
+def song_splits(tracks, variants: int | None = None) -> list[tuple[str, object, int]]:
+    """(split, track, variant) jobs, ordered so that both splits fill early; ``variants``
+    renderings of a training song (each item draws from its own generator, so variant k is the
+    same whatever the count: a build with more variants adds items to an existing folder)."""
+    counts = dict(VARIANTS)
+    if variants is not None:
+        if variants < 1:
+            raise UnweaveError(f"variants must be at least 1, got {variants}")
+        counts["train"] = variants
     jobs = []
     for track in tracks:
         split = split_for(f"freedoom:{track.sha256}", VALID_FRACTION)
-        jobs += [(split, track, v) for v in range(VARIANTS[split])]
+        jobs += [(split, track, v) for v in range(counts[split])]
     order = rng_for("music4-order").permutation(len(jobs))
     return [jobs[i] for i in order]
 
@@ -157,15 +165,17 @@ def check_options(out: Path, options: dict) -> None:
 
 def build(out: str | Path, *, cache=None, limit_minutes: float | None = None,
           progress: bool = True, shard: tuple[int, int] | None = None,
-          low_lines_to_bass: bool = False) -> dict:
+          low_lines_to_bass: bool = False, variants: int | None = None) -> dict:
     """Build the music4 corpus in ``out`` -> dataset.json content (``shard``: see CorpusWriter;
-    ``low_lines_to_bass``: see ``midi_stems.assign_stems``)."""
+    ``low_lines_to_bass``: see ``midi_stems.assign_stems``; ``variants``: renderings of each
+    training song)."""
     from .build_vocals import level_gain, sung_corpus  # that module imports this one
 
     check_options(Path(out), {"low_lines_to_bass": low_lines_to_bass})
     writer, excluded, songs = sung_corpus("music4", out, midi_stems.STEMS, cache=cache,
                                           limit_minutes=limit_minutes, progress=progress,
-                                          shard=shard, low_lines_to_bass=low_lines_to_bass)
+                                          shard=shard, low_lines_to_bass=low_lines_to_bass,
+                                          variants=variants)
     for split, item, rng, stems, vocals, origins in songs:
         stems = {k: v * np.float32(10 ** (rng.uniform(-3, 3) / 20)) for k, v in stems.items()}
         gain = level_gain(sum(stems.values()), *LEVELS["accompaniment"], rng)
@@ -176,7 +186,8 @@ def build(out: str | Path, *, cache=None, limit_minutes: float | None = None,
         by_stem["vocals"] = origins["vocals"]
         by_stem["mixture"] = origins["vocals"] + origins["accompaniment"]
         writer.write(split, item, written, by_stem)
-    return writer.finish({"excluded_reserved": excluded, "variants": VARIANTS,
+    return writer.finish({"excluded_reserved": excluded,
+                          "variants": {**VARIANTS, "train": variants or VARIANTS["train"]},
                           "bass": bass_rule(low_lines_to_bass),
                           "vocals": "pseudo-singing: speech re-pitched with WORLD to the MIDI "
                                     "lead melody (proxy, not real singing)"})

@@ -70,13 +70,14 @@ def _loader(clips, rng, used: list, failures: list):
 
 def sung_corpus(task: str, out: str | Path, stems: tuple[str, ...], *, cache,
                 limit_minutes: float | None, progress: bool, shard: tuple[int, int] | None,
-                low_lines_to_bass: bool = False):
+                low_lines_to_bass: bool = False, variants: int | None = None):
     """Writer and songs still to write for a corpus of songs with sung lead melodies.
 
     -> (writer, excluded reserved tracks, iterator of (split, item, rng, accompaniment
     {drums, bass, other: (2, T) float}, vocals (2, T) float, origins {"vocals": speech used,
     "accompaniment": MIDI and soundfont})). Songs with under 8 melody notes are left out.
-    ``low_lines_to_bass``: see ``midi_stems.assign_stems``.
+    ``low_lines_to_bass``: see ``midi_stems.assign_stems``; ``variants``: renderings of each
+    training song.
     """
     packages = debs.fetch(list(PACKAGES), cache)
     writer = CorpusWriter(Path(out), task, SAMPLE_RATE, CHANNELS, stems, limit_minutes,
@@ -87,7 +88,8 @@ def sung_corpus(task: str, out: str | Path, stems: tuple[str, ...], *, cache,
     sf_origin = sources.origin_of(sf_package, soundfont_path(sf_package).name)
 
     def songs():
-        for song in pending_songs(writer, tracks, sf_package, task, SAMPLE_RATE, progress):
+        for song in pending_songs(writer, tracks, sf_package, task, SAMPLE_RATE, progress,
+                                  variants):
             split, item, track, renderer, rng = song
             rendered, line, duration = render_song(renderer, track.midi, rng, name=track.name,
                                                    skip=("vocals",),
