@@ -8,8 +8,9 @@ Datasets (``DATASET``):
 * a corpus root with split subfolders (``unweave data build``): ``ROOT/<split>/TRACK/...``;
   ``split`` picks one, by default ``test`` then ``valid``;
 * a ``manifest.csv`` (the file, or a folder holding one): a ``track`` column, optional ``split``
-  (``split`` picks the rows, by default ``test`` then ``valid``, else all) and ``mixture`` columns, and one column per stem holding a file path; or a ``path`` column
-  naming a track folder. Relative paths are relative to the CSV.
+  (``split`` picks the rows, by default ``test`` then ``valid``, else all) and ``mixture``
+  columns, and one column per stem holding a file path; or a ``path`` column naming a track
+  folder. Relative paths are relative to the CSV.
 
 Every model source needs a reference stem, except that one missing source may be derived as the
 mixture minus the other sources (``accompaniment = mixture - vocals`` on MUSDB). Stems the model
