@@ -258,6 +258,18 @@ def test_separator_api_in_memory(tone):
     torch.testing.assert_close(as_numpy[sep.sources[0]], stems[sep.sources[0]])
 
 
+def test_separator_api_refuses_bad_settings_at_construction():
+    """Out-of-range chunking settings fail when the Separator is made, not at its first use."""
+    from unweave import Separator
+
+    for kwargs, message in [({"shifts": -1}, "shifts must be >= 0"),
+                            ({"overlap": 1.0}, r"overlap must be in \[0, 1\)"),
+                            ({"overlap": -0.1}, r"overlap must be in \[0, 1\)"),
+                            ({"segment": 0}, "segment must be positive")]:
+        with pytest.raises(ValueError, match=message):
+            Separator(MODEL, **kwargs)
+
+
 @pytest.mark.parametrize("wav, error, message", [
     (torch.zeros(1, 2, 800), ValueError, r"\(channels, time\) or \(time,\), got shape \(1, 2, 800\)"),
     (torch.zeros(800, 2), ValueError, r"shape \(800, 2\).*pass wav\.T"),

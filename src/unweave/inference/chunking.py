@@ -30,6 +30,18 @@ def triangular_window(length: int) -> torch.Tensor:
     return window / window.max()
 
 
+def check_settings(*, shifts: int = 0, overlap: float = 0.0,
+                   segment: float | None = None) -> None:
+    """ValueError for a chunking setting out of range: shifts < 0, overlap outside [0, 1),
+    segment <= 0 seconds (None: the model's own)."""
+    if shifts < 0:
+        raise ValueError(f"shifts must be >= 0, got {shifts}")
+    if not 0.0 <= overlap < 1.0:
+        raise ValueError(f"overlap must be in [0, 1), got {overlap}")
+    if segment is not None and segment <= 0:
+        raise ValueError(f"segment must be positive, got {segment}")
+
+
 @dataclass(frozen=True)
 class ChunkPlan:
     """Chunk geometry in samples: ``segment_length`` per chunk, ``stride`` between starts."""
@@ -40,11 +52,8 @@ class ChunkPlan:
 
     @classmethod
     def for_model(cls, model: nn.Module, segment: float | None, overlap: float) -> ChunkPlan:
-        if not 0.0 <= overlap < 1.0:
-            raise ValueError(f"overlap must be in [0, 1), got {overlap}")
         seconds = segment if segment is not None else getattr(model, "segment", None) or 10.0
-        if seconds <= 0:
-            raise ValueError(f"segment must be positive, got {seconds}")
+        check_settings(overlap=overlap, segment=seconds)
         segment_length = max(2, round(seconds * model.sample_rate))
         stride = max(1, segment_length - round(overlap * segment_length))
         return cls(segment_length, stride, int(model.valid_length(segment_length)))
@@ -156,8 +165,7 @@ class ChunkedSeparation:
                  shifts: int = 0, max_shift: float = 0.5, batch_size: int = 4,
                  device: str | torch.device = "cpu", seed: int = 0,
                  progress: Progress | None = None) -> None:
-        if shifts < 0:
-            raise ValueError(f"shifts must be >= 0, got {shifts}")
+        check_settings(shifts=shifts)
         self.model = model
         self.plan = ChunkPlan.for_model(model, segment, overlap)
         self.device = torch.device(device)

@@ -28,7 +28,7 @@ from ..audio import convert, io
 from ..dsp.bandext import BandExtender, band_seen, extend_stems
 from ..errors import AudioWriteError, UnweaveError
 from ..pretrained.catalog import load_model
-from .chunking import ChunkedSeparation, apply
+from .chunking import ChunkedSeparation, apply, check_settings
 from .refine import Refined, refine_mode
 
 Progress = Callable[[float, str], None]  # (fraction done in [0, 1], stage)
@@ -145,6 +145,7 @@ class Separator:
         if overlap is None:  # the catalog entry's own (0 is a valid one), else the default
             overlap = getattr(self.model, "default_overlap", None)
             overlap = DEFAULT_OVERLAP if overlap is None else overlap
+        check_settings(shifts=shifts, overlap=overlap, segment=segment)  # now, not at first use
         if isinstance(self.model, Refined):
             self.refine_mode = self.model.mode
         else:
