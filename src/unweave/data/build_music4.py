@@ -120,15 +120,21 @@ def pending_songs(writer: CorpusWriter, tracks, sf_package, task: str, sample_ra
         yield split, item, track, renderer, rng_for(task, item)
 
 
+def variant_counts(variants: int | None = None) -> dict[str, int]:
+    """Renderings per song of each split: ``variants`` for training songs (None: the default),
+    one for validation songs."""
+    if variants is None:
+        return dict(VARIANTS)
+    if variants < 1:
+        raise UnweaveError(f"variants must be at least 1, got {variants}")
+    return {**VARIANTS, "train": variants}
+
+
 def song_splits(tracks, variants: int | None = None) -> list[tuple[str, object, int]]:
     """(split, track, variant) jobs, ordered so that both splits fill early; ``variants``
     renderings of a training song (each item draws from its own generator, so variant k is the
     same whatever the count: a build with more variants adds items to an existing folder)."""
-    counts = dict(VARIANTS)
-    if variants is not None:
-        if variants < 1:
-            raise UnweaveError(f"variants must be at least 1, got {variants}")
-        counts["train"] = variants
+    counts = variant_counts(variants)
     jobs = []
     for track in tracks:
         split = split_for(f"freedoom:{track.sha256}", VALID_FRACTION)
@@ -187,7 +193,7 @@ def build(out: str | Path, *, cache=None, limit_minutes: float | None = None,
         by_stem["mixture"] = origins["vocals"] + origins["accompaniment"]
         writer.write(split, item, written, by_stem)
     return writer.finish({"excluded_reserved": excluded,
-                          "variants": {**VARIANTS, "train": variants or VARIANTS["train"]},
+                          "variants": variant_counts(variants),
                           "bass": bass_rule(low_lines_to_bass),
                           "vocals": "pseudo-singing: speech re-pitched with WORLD to the MIDI "
                                     "lead melody (proxy, not real singing)"})
