@@ -93,6 +93,29 @@ def test_speed_change_resamples_a_sine():
     assert abs(peak - 500) > 5 and 390 < peak < 610  # pitch moved, within +-20 %
 
 
+def _peak_hz(y: torch.Tensor) -> float:
+    return torch.fft.rfft(y).abs().argmax().item() * SR / y.shape[-1]
+
+
+def test_speed_per_source_draws_one_factor_per_source():
+    t = torch.arange(8000) / SR
+    x = torch.sin(2 * torch.pi * 500 * t).view(1, 1, 1, -1).expand(4, 3, 1, -1)
+    need = augment.input_length(4000, 0.2)
+    shared = augment.speed_shift_crop(x[..., :need], 4000, 0.2, 0, _gen(5))
+    own = augment.speed_shift_crop(x[..., :need], 4000, 0.2, 0, _gen(5), per_source=True)
+    for b in range(4):
+        same = {round(_peak_hz(shared[b, s, 0])) for s in range(3)}
+        assert len(same) == 1  # one factor for the whole example
+        peaks = [_peak_hz(own[b, s, 0]) for s in range(3)]
+        assert all(390 < p < 610 for p in peaks)
+    spread = [max(_peak_hz(own[b, s, 0]) for s in range(3))
+              - min(_peak_hz(own[b, s, 0]) for s in range(3)) for b in range(4)]
+    assert max(spread) > 10  # sources of one example moved by different factors
+    aug = augment.Augmenter(SR, ("speech", "music", "sfx"), speed=0.2, speed_per_source=True)
+    out = aug(x[..., :aug.input_length(4000)], 4000, _gen(5))
+    assert torch.equal(out, own)
+
+
 def test_augmenter_chain_keeps_sum_to_mixture():
     names = ("speech", "noise")
     aug = augment.Augmenter(SR, names, gain_db=3, channel_swap=0.5, sign_flip=0.5,

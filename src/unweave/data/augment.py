@@ -142,21 +142,25 @@ def synthetic_reverb(stems: torch.Tensor, sample_rate: int, prob: float,
 
 
 def speed_shift_crop(stems: torch.Tensor, length: int, max_speed: float = 0.0,
-                     max_shift: int = 0, generator=None) -> torch.Tensor:
+                     max_shift: int = 0, generator=None,
+                     per_source: bool = False) -> torch.Tensor:
     """Crop ``length`` samples with a random speed change and per-source time shifts.
 
     ``stems: (B, S, C, L) -> (B, S, C, length)`` with ``L >= input_length(length, max_speed,
-    max_shift)``. The speed factor (uniform in ``1 +- max_speed``, shared by the sources of an
-    example so that a coherent mixture stays coherent) resamples by linear interpolation,
-    changing pitch and tempo together; each source then starts at its own offset, up to
-    ``max_shift`` samples apart.
+    max_shift)``. The speed factor (uniform in ``1 +- max_speed``) resamples by linear
+    interpolation, changing pitch and tempo together. It is shared by the sources of an example
+    so that a coherent mixture stays coherent, unless ``per_source``: then each source draws its
+    own (for stems that need not stay in time with each other, such as a soundtrack's speech,
+    music and effects). Each source then starts at its own offset, up to ``max_shift`` samples
+    apart.
     """
     batch, num_sources, channels, have = stems.shape
     if have < input_length(length, max_speed, max_shift):
         raise ValueError(f"need {input_length(length, max_speed, max_shift)} input samples, "
                          f"got {have}")
-    speed = _uniform((batch, 1, 1), 1 - max_speed, 1 + max_speed, generator, "cpu")
-    span = (length - 1) * speed  # (B, 1, 1) input samples covered
+    speed = _uniform((batch, num_sources if per_source else 1, 1), 1 - max_speed,
+                     1 + max_speed, generator, "cpu")
+    span = (length - 1) * speed  # (B, 1 or S, 1) input samples covered
     room = (have - 1 - span - max_shift).clamp_min(0)
     base = torch.rand(batch, 1, 1, generator=generator) * room
     shift = torch.rand(batch, num_sources, 1, generator=generator) * max_shift
@@ -209,7 +213,7 @@ class Augmenter:
 
     def __init__(self, sample_rate: int, sources: Sequence[str], *, gain_db: float = 0.0,
                  channel_swap: float = 0.0, sign_flip: float = 0.0, shift_seconds: float = 0.0,
-                 speed: float = 0.0, eq_prob: float = 0.0, eq_db: float = 6.0,
+                 speed: float = 0.0, speed_per_source: bool = False, eq_prob: float = 0.0, eq_db: float = 6.0,
                  reverb_prob: float = 0.0, rt60: Sequence[float] = (0.1, 0.6),
                  reverb_sources: Sequence[str] = (), eq_sources: Sequence[str] = (),
                  source_gain_db: Mapping[str, Sequence[float]] | None = None) -> None:
@@ -217,7 +221,7 @@ class Augmenter:
         self.source_gain = _gain_ranges(source_gain_db or {}, self.sources)
         self.gain_db, self.channel_swap, self.sign_flip = gain_db, channel_swap, sign_flip
         self.max_shift = round(shift_seconds * sample_rate)
-        self.speed = float(speed)
+        self.speed, self.speed_per_source = float(speed), bool(speed_per_source)
         self.eq_prob, self.eq_db, self.eq_sources = eq_prob, eq_db, tuple(eq_sources)
         self.reverb_prob, self.rt60 = reverb_prob, tuple(rt60)
         self.reverb_sources = tuple(reverb_sources)
@@ -228,7 +232,8 @@ class Augmenter:
     def __call__(self, stems: torch.Tensor, length: int,
                  generator: torch.Generator | None = None) -> torch.Tensor:
         if stems.shape[-1] != length or self.speed or self.max_shift:
-            stems = speed_shift_crop(stems, length, self.speed, self.max_shift, generator)
+            stems = speed_shift_crop(stems, length, self.speed, self.max_shift, generator,
+                                     self.speed_per_source)
         if self.gain_db:
             stems = random_gain(stems, self.gain_db, generator)
         if self.source_gain is not None:

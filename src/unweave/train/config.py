@@ -42,6 +42,7 @@ class AugmentConfig:
     sign_flip: float = 0.0  # probability of flipping the sign per source
     shift_seconds: float = 0.0  # random time offset per source, up to this many seconds
     speed: float = 0.0  # random speed (pitch+tempo) change, uniform in +-speed (0.05 = 5 %)
+    speed_per_source: bool = False  # each source its own speed (stems not in time, e.g. sfx)
     eq_prob: float = 0.0  # probability of a random EQ curve (shelves + peak) per source
     eq_db: float = 6.0  # maximum EQ band gain in dB
     reverb_prob: float = 0.0  # probability of synthetic reverb per source
