@@ -790,3 +790,37 @@ def test_fluidsynth_stems_add_up_to_the_full_render():
     assert all(np.abs(p).max() > 1e-3 for p in parts)
     residual = full - sum(parts)
     assert 10 * np.log10(np.sum(full ** 2) / np.sum(residual ** 2)) > 30  # dB
+
+
+def test_chorale_tracks_are_training_songs_with_a_sung_soprano_and_a_low_bass():
+    """A music21 chorale becomes a MIDI song: soprano -> vocals (the melody that is sung),
+    bass on a GM bass preset an octave down, alto and tenor -> other, no drums, fixed train
+    split; song_splits renders it once whatever --variants says."""
+    pytest.importorskip("music21")
+    from unweave.data import chorales
+
+    (track,) = chorales.chorale_tracks(1)
+    assert track.split == "train" and track.name.startswith("bach_")
+    assert track.origin.package == "music21" and "non-commercial" in track.origin.license
+    voices = chorales.parts_notes(Path(chorales.chorale_paths()[0]).parent
+                                  / (track.name[len("bach_"):] + ".mxl"))
+    score = midi_stems.parse_midi(track.midi, name=track.name)
+    stems = midi_stems.assign_stems(score)
+    assert not stems["drums"]
+    assert [n.key for n in stems["vocals"]] == [k for _, _, k in voices[0]]
+    assert sorted(n.key for n in stems["bass"]) == sorted(k - 12 for _, _, k in voices[3])
+    assert {n.program for n in stems["bass"]} <= set(midi_stems.BASS_PROGRAMS)
+    assert len(stems["other"]) == len(voices[1]) + len(voices[2])
+    assert len(midi_stems.melody(stems["vocals"])) >= 8
+    jobs = build_music4.song_splits([track], variants=3)
+    assert jobs == [("train", track, 0)]
+    with pytest.raises(UnweaveError, match="--chorales"):
+        chorales.chorale_tracks(-1)
+
+
+def test_chorales_option_belongs_to_music4(tmp_path):
+    from unweave.cli import main
+
+    assert main(["data", "build", "vocals", "--chorales", "3", "--out", str(tmp_path / "v")]) == 1
+    assert main(["data", "build", "music4", "--chorales", "-1", "--out", str(tmp_path / "m")]) == 1
+    assert not (tmp_path / "v").exists() and not (tmp_path / "m").exists()

@@ -50,6 +50,10 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
                        help="music4 only: renderings of each training song (kit, presets, "
                        "tempo, key, reverb, balance and singer drawn anew; default 2); a build "
                        "with more variants adds them to an existing folder")
+    build.add_argument("--chorales", type=int, default=None, metavar="N",
+                       help="music4 only: add N Bach chorales from music21's corpus to the "
+                       "training songs (soprano sung, alto and tenor as other, the bass on a "
+                       "bass preset; needs music21); adds them to an existing folder")
     build.add_argument("--no-progress", action="store_true", help="hide progress bars")
     check = sub.add_parser("check", help="check a corpus for silent, clipped, mismatched stems",
                            description="Report silent stems, length/rate/channel mismatches, "
@@ -129,6 +133,12 @@ def run(args: argparse.Namespace) -> int:
             if args.variants < 1:
                 raise UnweaveError(f"--variants must be at least 1, got {args.variants}")
             options["variants"] = args.variants
+        if args.chorales is not None:
+            if args.task != "music4":
+                raise UnweaveError(f"--chorales is a music4 option, not one of {args.task}")
+            if args.chorales < 0:
+                raise UnweaveError(f"--chorales must be 0 or more, got {args.chorales}")
+            options["chorales"] = args.chorales
         if Path(args.out).exists() and not Path(args.out).is_dir():
             raise UnweaveError(f"--out {args.out}: not a folder (a file is there)")
         module = importlib.import_module(f"..data.{TASKS[args.task]}", __package__)

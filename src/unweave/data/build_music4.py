@@ -137,6 +137,9 @@ def song_splits(tracks, variants: int | None = None) -> list[tuple[str, object, 
     counts = variant_counts(variants)
     jobs = []
     for track in tracks:
+        if track.split is not None:  # extra training songs (chorales): one rendering each
+            jobs.append((track.split, track, 0))
+            continue
         split = split_for(f"freedoom:{track.sha256}", VALID_FRACTION)
         jobs += [(split, track, v) for v in range(counts[split])]
     order = rng_for("music4-order").permutation(len(jobs))
@@ -171,17 +174,18 @@ def check_options(out: Path, options: dict) -> None:
 
 def build(out: str | Path, *, cache=None, limit_minutes: float | None = None,
           progress: bool = True, shard: tuple[int, int] | None = None,
-          low_lines_to_bass: bool = False, variants: int | None = None) -> dict:
+          low_lines_to_bass: bool = False, variants: int | None = None,
+          chorales: int = 0) -> dict:
     """Build the music4 corpus in ``out`` -> dataset.json content (``shard``: see CorpusWriter;
     ``low_lines_to_bass``: see ``midi_stems.assign_stems``; ``variants``: renderings of each
-    training song)."""
+    training song; ``chorales``: Bach chorales added to the training songs, see ``chorales``)."""
     from .build_vocals import level_gain, sung_corpus  # that module imports this one
 
     check_options(Path(out), {"low_lines_to_bass": low_lines_to_bass})
     writer, excluded, songs = sung_corpus("music4", out, midi_stems.STEMS, cache=cache,
                                           limit_minutes=limit_minutes, progress=progress,
                                           shard=shard, low_lines_to_bass=low_lines_to_bass,
-                                          variants=variants)
+                                          variants=variants, chorales=chorales)
     for split, item, rng, stems, vocals, origins in songs:
         stems = {k: v * np.float32(10 ** (rng.uniform(-3, 3) / 20)) for k, v in stems.items()}
         gain = level_gain(sum(stems.values()), *LEVELS["accompaniment"], rng)
@@ -194,6 +198,7 @@ def build(out: str | Path, *, cache=None, limit_minutes: float | None = None,
         writer.write(split, item, written, by_stem)
     return writer.finish({"excluded_reserved": excluded,
                           "variants": variant_counts(variants),
+                          "chorales": chorales,
                           "bass": bass_rule(low_lines_to_bass),
                           "vocals": "pseudo-singing: speech re-pitched with WORLD to the MIDI "
                                     "lead melody (proxy, not real singing)"})

@@ -24,6 +24,7 @@ from .build_music4 import (
     render_song,
     soundfont_path,
 )
+from .chorales import chorale_tracks
 from .common import (
     CorpusWriter,
     convert,
@@ -70,19 +71,21 @@ def _loader(clips, rng, used: list, failures: list):
 
 def sung_corpus(task: str, out: str | Path, stems: tuple[str, ...], *, cache,
                 limit_minutes: float | None, progress: bool, shard: tuple[int, int] | None,
-                low_lines_to_bass: bool = False, variants: int | None = None):
+                low_lines_to_bass: bool = False, variants: int | None = None,
+                chorales: int = 0):
     """Writer and songs still to write for a corpus of songs with sung lead melodies.
 
     -> (writer, excluded reserved tracks, iterator of (split, item, rng, accompaniment
     {drums, bass, other: (2, T) float}, vocals (2, T) float, origins {"vocals": speech used,
     "accompaniment": MIDI and soundfont})). Songs with under 8 melody notes are left out.
     ``low_lines_to_bass``: see ``midi_stems.assign_stems``; ``variants``: renderings of each
-    training song.
+    training song; ``chorales``: that many Bach chorales join the training songs.
     """
     packages = debs.fetch(list(PACKAGES), cache)
     writer = CorpusWriter(Path(out), task, SAMPLE_RATE, CHANNELS, stems, limit_minutes,
                           shard=shard)
     tracks, excluded = sources.freedoom_tracks(packages["freedoom"])
+    tracks += chorale_tracks(chorales)
     pools = speech_pools(packages)
     sf_package = packages["musescore-general-soundfont"]
     sf_origin = sources.origin_of(sf_package, soundfont_path(sf_package).name)

@@ -144,6 +144,7 @@ class MidiTrack:
     midi: bytes
     sha256: str
     origin: Origin
+    split: str | None = None  # a fixed split (None: drawn from the track's hash)
 
 
 def freedoom_tracks(pkg: Package) -> tuple[list[MidiTrack], list[str]]:
