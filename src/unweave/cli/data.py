@@ -116,29 +116,31 @@ def build_corpus(module, out: str, *, cache, limit_minutes: float | None, progre
     return info
 
 
+def music4_options(args: argparse.Namespace) -> dict:
+    """The music4-only build options given -> ``build`` keyword arguments (an error for any
+    other task, or for a count out of range)."""
+    given = {"--bass-lines": ("low_lines_to_bass", True if args.bass_lines else None, None),
+             "--variants": ("variants", args.variants, 1),
+             "--chorales": ("chorales", args.chorales, 0)}
+    options = {}
+    for flag, (key, value, least) in given.items():
+        if value is None:
+            continue
+        if args.task != "music4":
+            raise UnweaveError(f"{flag} is a music4 option, not one of {args.task}")
+        if least is not None and value < least:
+            raise UnweaveError(f"{flag} must be at least {least}, got {value}")
+        options[key] = value
+    return options
+
+
 def run(args: argparse.Namespace) -> int:
     if args.data_command == "build":
         if args.limit is not None and args.limit <= 0:
             raise UnweaveError(f"--limit must be positive minutes, got {args.limit}")
         if args.jobs < 1:
             raise UnweaveError(f"--jobs must be at least 1, got {args.jobs}")
-        options = {}
-        if args.bass_lines:
-            if args.task != "music4":
-                raise UnweaveError(f"--bass-lines is a music4 option, not one of {args.task}")
-            options["low_lines_to_bass"] = True
-        if args.variants is not None:
-            if args.task != "music4":
-                raise UnweaveError(f"--variants is a music4 option, not one of {args.task}")
-            if args.variants < 1:
-                raise UnweaveError(f"--variants must be at least 1, got {args.variants}")
-            options["variants"] = args.variants
-        if args.chorales is not None:
-            if args.task != "music4":
-                raise UnweaveError(f"--chorales is a music4 option, not one of {args.task}")
-            if args.chorales < 0:
-                raise UnweaveError(f"--chorales must be 0 or more, got {args.chorales}")
-            options["chorales"] = args.chorales
+        options = music4_options(args)
         if Path(args.out).exists() and not Path(args.out).is_dir():
             raise UnweaveError(f"--out {args.out}: not a folder (a file is there)")
         module = importlib.import_module(f"..data.{TASKS[args.task]}", __package__)
