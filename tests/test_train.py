@@ -281,6 +281,33 @@ def test_stems_dataset_is_deterministic_and_remixes(corpus):
         StemsDataset(corpus, "train", ["vocals"], 0.5, SR, 1)
 
 
+def test_fill_silent_draws_a_silent_stem_from_another_track(tmp_path):
+    """Tracks whose sine stem is silent (like a chorale's drums) give examples with a sine from
+    another track when fill_silent is 1 (most of the time), and keep it silent when it is 0."""
+    root = _write_stems_corpus(tmp_path / "c", tracks=(6, 1))
+    for i in (0, 1, 2):  # half the training tracks: a silent sine stem
+        sf.write(root / "train" / f"track{i}" / "sine.wav", np.zeros(2 * SR), SR,
+                 subtype="PCM_16")
+
+    def silent_share(ds):
+        return np.mean([ds[i][0].pow(2).mean().sqrt().item() < 1e-3 for i in range(60)])
+
+    plain = StemsDataset(root, "train", None, 0.5, SR, 1, seed=1)
+    filled = StemsDataset(root, "train", None, 0.5, SR, 1, seed=1, fill_silent=1.0)
+    assert silent_share(plain) > 0.3
+    # a window stays silent only when all FILL_TRIES draws are silent too: (1/2)^4 here
+    assert silent_share(filled) < 0.1
+    for i in range(20):  # the noise stem is never touched
+        assert torch.equal(plain[i][1], filled[i][1])
+    only_noise = StemsDataset(root, "train", None, 0.5, SR, 1, seed=1, fill_silent=1.0,
+                              fill_sources=["noise"])
+    assert silent_share(only_noise) == silent_share(plain)
+    with pytest.raises(UnweaveError, match="fill_silent"):
+        StemsDataset(root, "train", None, 0.5, SR, 1, fill_silent=1.5)
+    with pytest.raises(UnweaveError, match="fill_sources: no stem named drums"):
+        StemsDataset(root, "train", None, 0.5, SR, 1, fill_silent=1.0, fill_sources=["drums"])
+
+
 def test_speech_noise_dataset_mixes_at_snr(tmp_path):
     root = _write_denoise_corpus(tmp_path / "dn")
     ds = SpeechNoiseDataset(root, "train", 1.0, SR, 1, snr_db=(5.0, 5.0), level_db=(-20, -20))

@@ -187,6 +187,14 @@ def _as_corpus(root, sample_rate: int, memory_mb: float) -> Corpus:
                                                              memory_mb=memory_mb)
 
 
+FILL_TRIES = 4
+SILENT_RMS = 1e-3  # -60 dBFS
+
+
+def _silent(window: np.ndarray) -> bool:
+    return float(np.sqrt(np.mean(np.square(window, dtype=np.float64)))) < SILENT_RMS
+
+
 class StemsDataset(torch.utils.data.Dataset):
     """Random ``segment_seconds`` windows of the stems of a split: item ``(S, C, T)`` float32.
 
@@ -197,13 +205,19 @@ class StemsDataset(torch.utils.data.Dataset):
         segment_seconds: window length in seconds; ``extra_length`` samples are added (room
             for time-shift / speed augmentation).
         remix: probability that each stem of an example comes from a different random track.
+        fill_silent: probability that a stem silent in its window (under -60 dBFS RMS: a song
+            without drums, a song's intro) is drawn instead from another random track, at a
+            random offset (up to ``FILL_TRIES`` tries), so that a corpus with some incomplete
+            songs still gives examples with every stem.
+        fill_sources: the stems ``fill_silent`` applies to (empty: all).
         seed: base seed; item ``i`` depends only on ``(seed, i)``.
         size: nominal length (default: about one pass over the split's audio).
     """
 
     def __init__(self, root, split: str, sources: tuple[str, ...] | list[str] | None = None,
                  segment_seconds: float = 4.0, sample_rate: int = 44100, channels: int = 2, *,
-                 remix: float = 0.0, extra_length: int = 0, seed: int = 0,
+                 remix: float = 0.0, fill_silent: float = 0.0, fill_sources=(),
+                 extra_length: int = 0, seed: int = 0,
                  memory_mb: float = 2048.0, size: int | None = None) -> None:
         self.corpus = _as_corpus(root, sample_rate, memory_mb)
         self.tracks = self.corpus.tracks.get(split, [])
@@ -218,6 +232,14 @@ class StemsDataset(torch.utils.data.Dataset):
         self.split, self.sample_rate, self.channels = split, sample_rate, channels
         self.length = round(segment_seconds * sample_rate) + int(extra_length)
         self.remix, self.seed = float(remix), int(seed)
+        if not 0.0 <= fill_silent <= 1.0:
+            raise UnweaveError(f"fill_silent must be a probability in [0, 1], got {fill_silent}")
+        self.fill_silent = float(fill_silent)
+        unknown = sorted(set(fill_sources) - set(self.sources))
+        if unknown:
+            raise UnweaveError(f"fill_sources: no stem named {', '.join(unknown)} "
+                               f"(stems: {', '.join(self.sources)})")
+        self.fill_sources = frozenset(fill_sources or self.sources)
         total = sum(t.frames for t in self.tracks)
         self.size = size or max(1, total // max(1, self.length))
 
@@ -238,7 +260,24 @@ class StemsDataset(torch.utils.data.Dataset):
             clip = tr.stems.get(name)
             if clip is not None:
                 out[s] = clip.read(start, self.length, self.channels)
+            if (self.fill_silent and name in self.fill_sources and _silent(out[s])
+                    and rng.random() < self.fill_silent):
+                self._fill(out[s], name, rng)
         return torch.from_numpy(out)
+
+    def _fill(self, target: np.ndarray, name: str, rng) -> None:
+        """Write into ``target`` a window of stem ``name`` from another random track (the first
+        of ``FILL_TRIES`` draws that is not silent; left silent when none is)."""
+        for _ in range(FILL_TRIES):
+            tr = self.tracks[int(rng.integers(len(self.tracks)))]
+            clip = tr.stems.get(name)
+            if clip is None:
+                continue
+            start = mixing.random_offset(rng, tr.frames, self.length)
+            window = clip.read(start, self.length, self.channels)
+            if not _silent(window):
+                target[:] = window
+                return
 
     def valid_items(self, max_items: int, segment_seconds: float) -> list[tuple[str, torch.Tensor]]:
         """Deterministic validation examples: the centre ``segment_seconds`` (the whole track
@@ -326,12 +365,13 @@ def make_dataset(root, split: str, *, task: str | None = None,
                  **kwargs) -> torch.utils.data.Dataset:
     """``SpeechNoiseDataset`` for denoise corpora, ``StemsDataset`` otherwise.
 
-    ``kwargs`` are passed on; the ones a class does not take (``sources``/``remix`` for denoise,
+    ``kwargs`` are passed on; the ones a class does not take (``sources``, ``remix`` and the
+    ``fill_*`` options for denoise,
     ``snr_db``/``level_db`` for stems) are dropped.
     """
     corpus = _as_corpus(root, kwargs["sample_rate"], kwargs.pop("memory_mb", 2048.0))
     if task == "denoise" or corpus.is_denoise:
-        for key in ("sources", "remix"):
+        for key in ("sources", "remix", "fill_silent", "fill_sources"):
             kwargs.pop(key, None)
         return SpeechNoiseDataset(corpus, split, **kwargs)
     for key in ("snr_db", "level_db"):

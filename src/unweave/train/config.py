@@ -61,6 +61,8 @@ class DataConfig:
     batch_size: int = 8
     sources: list[str] = field(default_factory=list)  # corpus stems to load ([] = all)
     remix: float = 0.0  # probability of drawing each stem from a different track
+    fill_silent: float = 0.0  # probability of replacing a silent stem window by another track's
+    fill_sources: list[str] = field(default_factory=list)  # stems fill_silent applies to ([] = all)
     snr_db: list[float] = field(default_factory=lambda: [-5.0, 10.0])  # denoise corpora
     level_db: list[float] = field(default_factory=lambda: [-35.0, -15.0])  # denoise mix RMS
     num_workers: int = 0  # DataLoader worker processes

@@ -144,7 +144,9 @@ class Trainer:
                   "channels": self.channels, "segment_seconds": d.segment, "remix": d.remix,
                   "snr_db": tuple(d.snr_db), "level_db": tuple(d.level_db),
                   "seed": cfg.train.seed}
-        self.train_set = make_dataset(corpus, "train", extra_length=extra, **common)
+        self.train_set = make_dataset(corpus, "train", extra_length=extra,
+                                      fill_silent=d.fill_silent,
+                                      fill_sources=tuple(d.fill_sources), **common)
         self.plan, residual = target_plan(self.sources, self.train_set.sources)
         self.valid_items = []
         if self.info.is_main and (corpus.tracks.get("valid") or corpus.speech.get("valid")):
