@@ -9,7 +9,7 @@ training split, so a corpus built with them keeps the same validation songs.
 
 music21 (BSD-3-Clause) ships the encodings; its corpus licence (``music21/corpus/license.txt``)
 says the pieces are out of copyright or licensed for use, some encodings with restrictions on
-commercial use. The catalog entry of a model trained on them says so.
+commercial use. Every chorale's manifest row records that licence.
 """
 
 from __future__ import annotations
@@ -108,9 +108,9 @@ def chorale_tracks(count: int) -> list[MidiTrack]:
         raise UnweaveError(f"--chorales must be 0 or more, got {count}")
     if count == 0:
         return []
-    import music21
+    paths = chorale_paths()  # a clear error when music21 is missing
+    from music21 import __version__ as version
 
-    paths = chorale_paths()
     order = rng_for("chorales-order").permutation(len(paths))
     tracks, seen = [], set()
     for index in order:
@@ -126,7 +126,7 @@ def chorale_tracks(count: int) -> list[MidiTrack]:
         seen.add(notes_digest)
         midi = chorale_midi(voices, rng_for("chorale", path.stem))
         rel = path.as_posix().split("/music21/", 1)[-1]
-        origin = Origin(PACKAGE, music21.__version__, LICENSE, f"music21/{rel}")
+        origin = Origin(PACKAGE, version, LICENSE, f"music21/{rel}")
         tracks.append(MidiTrack(f"bach_{path.stem}", midi, hashlib.sha256(midi).hexdigest(),
                                 origin, split="train"))
     if len(tracks) < count:
